@@ -1,0 +1,708 @@
+"""Readers for the inputs of a build: a FlowCam / EcoTaxa export or a folder of class folders.
+
+Both readers return an :class:`Export`: one table row per accepted input row, one
+``rejects`` row per input row that cannot be used (with a specific reason), the optional
+feature tables and a picklable :class:`ImageFetcher` that returns an image's raw bytes. No
+image is decoded here; that is the workers' job. Every input row ends up in exactly one of
+``table`` and ``rejects``: ``len(table) + len(rejects) == rows_read``.
+
+FlowCam / EcoTaxa layout::
+
+    export/
+        meta.csv                  objid, <label column>, any other columns
+        imgs.zip                  members imgs/<objid>.jpg  (or an imgs/ folder instead)
+        features_native.csv.gz    optional: objid + numeric columns
+        features_skimage.csv.gz   optional
+
+Image-folder layout::
+
+    root/<class>/<file>.jpg       label = <class>; files directly in root are unlabelled
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import os
+import re
+import threading
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Export",
+    "ExportError",
+    "ImageFetcher",
+    "read_export",
+    "read_flowcam_export",
+    "read_image_folder",
+]
+
+META_FILE = "meta.csv"
+ZIP_NAME = "imgs.zip"
+IMAGES_DIR = "imgs"
+#: Lower-case file extensions accepted as images.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
+#: Label column name reported for the image-folder layout.
+FOLDER_LABEL_COLUMN = "folder"
+
+_FEATURE_FILE = re.compile(r"^features_(?P<name>[A-Za-z0-9_]+)\.csv(?:\.gz)?$")
+# An integer objid: optional sign, digits; surrounding blanks are tolerated.
+_INT_RE = r"\s*[+-]?\d+\s*"
+_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MIN = np.iinfo(np.int64).min
+# Splits a reference into stem and extension ("imgs/a/42.jpg" -> "42", ".jpg").
+_STEM_EXT_RE = r"^(?:.*/)?(?P<stem>[^/]*?)(?P<ext>\.[^./]*)?$"
+
+
+class ExportError(ValueError):
+    """A structural problem with an export (no meta.csv, no label column, no images...).
+
+    The message names the file and says what to do.
+    """
+
+
+# --------------------------------------------------------------------------- fetcher
+
+# One open ZipFile per (zip path, process): a forked or spawned worker never reuses the
+# parent's file handle, whose file offset it would share.
+_ZIP_CACHE: dict[tuple[str, int], zipfile.ZipFile] = {}
+_ZIP_CACHE_LOCK = threading.Lock()
+
+
+def _open_zip(path: str) -> zipfile.ZipFile:
+    key = (path, os.getpid())
+    zf = _ZIP_CACHE.get(key)
+    if zf is None:
+        with _ZIP_CACHE_LOCK:
+            zf = _ZIP_CACHE.get(key)
+            if zf is None:
+                zf = zipfile.ZipFile(path)
+                _ZIP_CACHE[key] = zf
+    return zf
+
+
+@dataclass(frozen=True)
+class ImageFetcher:
+    """Picklable, cheap: fetches one image's raw bytes by its reference.
+
+    Each process opens the zip itself, lazily, once (the cache is keyed on
+    ``(zip path, os.getpid())``); no file handle is ever pickled. Concurrent calls from
+    threads of one process are safe (``zipfile`` serialises reads of a shared handle).
+
+    Parameters
+    ----------
+    root : str
+        Absolute path of the export folder or image-folder root.
+    zip_name : str or None
+        ``"imgs.zip"`` when the images are in a zip inside ``root``, else ``None`` (the
+        images are files under ``root``).
+    """
+
+    root: str
+    zip_name: str | None = None
+
+    def fetch(self, ref: str) -> bytes:
+        """Return the raw (encoded) bytes of one image.
+
+        Parameters
+        ----------
+        ref : str
+            The ``image`` value of a table row: a zip member name, or a posix path
+            relative to ``root``.
+
+        Returns
+        -------
+        bytes
+            The file's bytes, not decoded.
+
+        Raises
+        ------
+        FileNotFoundError
+            No image with this reference (or the reference leaves ``root``).
+        """
+        if self.zip_name is not None:
+            zf = _open_zip(os.path.join(self.root, self.zip_name))
+            try:
+                return zf.read(ref)
+            except KeyError:
+                raise FileNotFoundError(
+                    f"no image {ref!r} in {os.path.join(self.root, self.zip_name)}"
+                ) from None
+        if _is_unsafe(ref):
+            raise FileNotFoundError(f"refusing to read {ref!r}: it leaves {self.root}")
+        path = os.path.join(self.root, ref)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise FileNotFoundError(f"no image {ref!r} under {self.root}") from None
+
+
+# --------------------------------------------------------------------------- export
+
+
+@dataclass
+class Export:
+    """What a reader found in one export.
+
+    Attributes
+    ----------
+    layout : str
+        ``"flowcam"`` or ``"image-folder"``.
+    root : str
+        Absolute path of the export folder.
+    label_column : str
+        The meta.csv column the labels came from; ``"folder"`` for the image-folder layout.
+    table : pandas.DataFrame
+        One row per accepted input row, in input order, with a RangeIndex. Columns:
+        ``objid`` (int64), ``label`` (string, ``pd.NA`` when empty or missing), ``image``
+        (str, the reference for :meth:`ImageFetcher.fetch`), then every other meta.csv
+        column unchanged, as strings.
+    rejects : pandas.DataFrame
+        Columns ``objid`` (Int64, NA when unknown), ``image`` (string or NA) and
+        ``reason`` (str).
+    features : dict of str to pandas.DataFrame
+        ``"native"``, ``"skimage"``... (from ``features_<name>.csv.gz``) to a float32
+        DataFrame indexed by objid (int64), original column names.
+    fetcher : ImageFetcher
+        Fetches the bytes of ``table["image"]`` references.
+    rows_read : int
+        Input rows seen: meta.csv data rows (malformed and duplicate ones included) plus
+        files or zip members that had no row.
+    fingerprint : str
+        Short hex digest of the inputs; identical input gives an identical fingerprint.
+    """
+
+    layout: str
+    root: str
+    label_column: str
+    table: pd.DataFrame
+    rejects: pd.DataFrame
+    features: dict[str, pd.DataFrame]
+    fetcher: ImageFetcher
+    rows_read: int
+    fingerprint: str
+
+
+def read_export(path: str | os.PathLike[str], label_column: str = "level2") -> Export:
+    """Read an export, detecting its layout.
+
+    A folder with ``meta.csv`` is a FlowCam / EcoTaxa export; any other folder is read as
+    an image folder (class sub-folders of images, or images directly in it).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The export folder.
+    label_column : str, default "level2"
+        meta.csv column holding the labels (FlowCam layout only).
+
+    Returns
+    -------
+    Export
+
+    Raises
+    ------
+    ExportError
+        Not a folder, a FlowCam export without meta.csv, or a structural problem found by
+        :func:`read_flowcam_export` or :func:`read_image_folder`.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ExportError(
+            f"{root}: no such folder; give the folder of a FlowCam export or of images"
+        )
+    if (root / META_FILE).is_file():
+        return read_flowcam_export(root, label_column=label_column)
+    # imgs.zip, feature tables or a lone imgs/ folder say "FlowCam export", whose
+    # meta.csv is missing; reading it as an image folder would silently invent labels.
+    subdirs = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    flowcam_hints = [
+        p.name for p in root.iterdir() if p.name == ZIP_NAME or _FEATURE_FILE.match(p.name)
+    ]
+    if flowcam_hints or subdirs == [IMAGES_DIR]:
+        found = ", ".join(sorted(flowcam_hints) or [IMAGES_DIR + "/"])
+        raise ExportError(
+            f"{root / META_FILE}: not found, but {root} looks like a FlowCam export "
+            f"({found}); add the meta.csv of the export (objid + label columns)"
+        )
+    return read_image_folder(root)
+
+
+# --------------------------------------------------------------------------- flowcam
+
+
+def read_flowcam_export(path: str | os.PathLike[str], label_column: str = "level2") -> Export:
+    """Read a FlowCam / EcoTaxa export folder.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Folder with ``meta.csv``, images in ``imgs.zip`` (preferred when both exist) or an
+        ``imgs/`` folder, and optional ``features_<name>.csv.gz`` tables.
+    label_column : str, default "level2"
+        meta.csv column holding the labels. Blank cells give ``pd.NA`` labels; they are
+        not rejected here.
+
+    Returns
+    -------
+    Export
+
+    Raises
+    ------
+    ExportError
+        No meta.csv, no ``objid`` or label column, no images, an unreadable zip, a
+        meta.csv that is not UTF-8, or a feature table that cannot be read.
+    """
+    root = Path(path).absolute()
+    meta_path = root / META_FILE
+    if not meta_path.is_file():
+        raise ExportError(
+            f"{meta_path}: not found; a FlowCam export needs a meta.csv with objid and label "
+            "columns (or give a folder of class sub-folders of images)"
+        )
+    meta_bytes = meta_path.read_bytes()
+    digest = hashlib.sha256()
+    _hash_part(digest, META_FILE, meta_bytes)
+
+    meta, lines, bad = _parse_meta(meta_path, meta_bytes)
+    if "objid" not in meta.columns:
+        raise ExportError(
+            f"{meta_path}: no 'objid' column (columns: {', '.join(meta.columns)}); "
+            "the first column of an EcoTaxa export must be objid"
+        )
+    if label_column not in meta.columns:
+        others = ", ".join(c for c in meta.columns)
+        raise ExportError(
+            f"{meta_path}: no label column {label_column!r}; its columns are: {others}. "
+            "Choose one with --label-column"
+        )
+    if "image" in meta.columns:
+        raise ExportError(
+            f"{meta_path}: has a column named 'image', a name the reader uses for the image "
+            "reference; rename that column"
+        )
+
+    # Images: a listing of every zip member or file, with a reference for each.
+    zip_path = root / ZIP_NAME
+    if zip_path.is_file():
+        refs, listing = _zip_listing(zip_path)
+        fetcher = ImageFetcher(str(root), ZIP_NAME)
+        where = f"in {ZIP_NAME}"
+    elif (root / IMAGES_DIR).is_dir():
+        refs, listing = _folder_listing(root, root / IMAGES_DIR)
+        fetcher = ImageFetcher(str(root), None)
+        where = f"in {IMAGES_DIR}/"
+    else:
+        raise ExportError(
+            f"{root}: no images: neither {ZIP_NAME} nor an {IMAGES_DIR}/ folder; put the "
+            f"images of the export in {ZIP_NAME} as {IMAGES_DIR}/<objid>.jpg"
+        )
+    _hash_part(digest, "images", listing)
+
+    features = _read_features(root, digest)
+
+    # --- rows: objid, duplicates
+    raw_objid = meta["objid"]
+    is_int = raw_objid.str.fullmatch(_INT_RE)
+    objid = pd.Series(pd.NA, index=meta.index, dtype="Int64")
+    objid[is_int] = _to_int64(raw_objid[is_int])
+    too_big = is_int & objid.isna()
+    row_reason = pd.Series(pd.NA, index=meta.index, dtype="string")
+    row_reason[~is_int] = "objid " + raw_objid[~is_int].map(repr) + " is not an integer"
+    row_reason[too_big] = "objid " + raw_objid[too_big].map(repr) + " is out of the int64 range"
+    valid = objid.notna()
+    dup = valid & objid.duplicated(keep="first")
+    if dup.any():
+        first_line = pd.Series(lines[valid.to_numpy()], index=objid[valid].to_numpy())
+        first_line = first_line[~first_line.index.duplicated(keep="first")]
+        dup_ids = objid[dup].astype("int64")
+        row_reason[dup] = (
+            "duplicate objid "
+            + dup_ids.astype(str)
+            + " (first seen on line "
+            + dup_ids.map(first_line).astype(str)
+            + ")"
+        )
+    # --- images: match each usable member to a row by its numeric stem
+    ok_rows = valid & ~dup
+    unsafe = refs["unsafe"]
+    not_image = ~unsafe & ~refs["ext"].str.lower().isin(IMAGE_EXTENSIONS)
+    candidate = ~unsafe & ~not_image & refs["stem"].str.fullmatch(_INT_RE)
+    ref_objid = pd.Series(pd.NA, index=refs.index, dtype="Int64")
+    ref_objid[candidate] = _to_int64(refs["stem"][candidate])
+    candidate &= ref_objid.notna()
+    ids = set(objid[ok_rows].astype("int64").tolist())
+    matched = candidate & ref_objid.isin(ids)
+    # Two files for one objid (42.jpg and 42.png): the first in listing order wins.
+    second = matched & ref_objid.where(matched).duplicated(keep="first")
+    matched &= ~second
+    image_of = pd.Series(
+        refs["ref"][matched].to_numpy(), index=ref_objid[matched].astype("int64").to_numpy()
+    )
+    row_image = objid.where(ok_rows).astype("Int64").map(image_of)
+    no_image = ok_rows & row_image.isna()
+    row_reason[no_image] = (
+        "no image "
+        + IMAGES_DIR
+        + "/"
+        + objid[no_image].astype("int64").astype(str)
+        + ".jpg "
+        + where
+    )
+    accepted = ok_rows & ~no_image
+
+    # --- table
+    acc = accepted.to_numpy()
+    label = meta[label_column][acc].str.strip()
+    label = label.where(label != "").astype("string").reset_index(drop=True)
+    others = [c for c in meta.columns if c not in ("objid", "label")]
+    table = meta.loc[acc, others].reset_index(drop=True)
+    table.insert(0, "image", pd.Series(row_image[acc].to_numpy(), dtype="str"))
+    table.insert(0, "label", label)
+    table.insert(0, "objid", objid[acc].to_numpy(dtype=np.int64))
+
+    # --- rejects: rows in line order (malformed ones among them), then unused files
+    n_bad = len(bad)
+    row_rej = pd.DataFrame(
+        {
+            "line": np.concatenate([lines[~acc], np.asarray([b[0] for b in bad], np.int64)]),
+            "objid": pd.array([*objid[~acc].tolist(), *([pd.NA] * n_bad)], dtype="Int64"),
+            "image": pd.array([pd.NA] * (int((~acc).sum()) + n_bad), dtype="string"),
+            "reason": [
+                *row_reason[~acc].tolist(),
+                *(
+                    f"malformed CSV line {ln}: expected {len(meta.columns)} fields, saw {n}"
+                    for ln, n in bad
+                ),
+            ],
+        }
+    ).sort_values("line", kind="stable")
+    orphan = ~matched
+    ref_reason = pd.Series(pd.NA, index=refs.index, dtype="string")
+    ref_reason[unsafe] = "unsafe path in zip: " + refs["ref"][unsafe]
+    ref_reason[not_image] = "not an image file extension"
+    if second.any():
+        kept_for = ref_objid[second].astype("int64")
+        ref_reason[second] = (
+            "second image for objid "
+            + kept_for.astype(str)
+            + ": "
+            + refs["ref"][second]
+            + " (kept "
+            + kept_for.map(image_of)
+            + ")"
+        )
+    no_row = orphan & ~unsafe & ~not_image & ~second
+    ref_reason[no_row] = "image " + refs["ref"][no_row] + " has no row in " + META_FILE
+    file_rej = pd.DataFrame(
+        {
+            "objid": ref_objid.where(~unsafe)[orphan].to_numpy(),
+            "image": refs["ref"][orphan].to_numpy(),
+            "reason": ref_reason[orphan].to_numpy(),
+        }
+    )
+    rejects = _rejects_frame([row_rej.drop(columns="line"), file_rej])
+    return Export(
+        layout="flowcam",
+        root=str(root),
+        label_column=label_column,
+        table=table,
+        rejects=rejects,
+        features=features,
+        fetcher=fetcher,
+        rows_read=len(meta) + n_bad + int(orphan.sum()),
+        fingerprint=digest.hexdigest()[:16],
+    )
+
+
+def _parse_meta(
+    meta_path: Path, data: bytes
+) -> tuple[pd.DataFrame, np.ndarray, list[tuple[int, int]]]:
+    """Parse meta.csv into all-string columns without evaluating any cell.
+
+    Returns the rows with the header's number of fields, the 1-based line on which each
+    of them starts (the header is line 1) and ``(line, fields)`` of every malformed row.
+    The csv module is used rather than pandas because pandas' bad-line hook does not
+    say on which line the bad row was.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ExportError(
+            f"{meta_path}: not UTF-8 text (bad byte at offset {e.start}); re-save it as UTF-8"
+        ) from None
+    first = text.split("\n", 1)[0]
+    # EcoTaxa also writes tab-separated tables; accept them under the same name.
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        if not header:
+            raise ExportError(f"{meta_path}: empty; it needs a header line (objid,...)")
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        if dupes:
+            raise ExportError(
+                f"{meta_path}: duplicate column names {dupes}; give each column a unique name"
+            )
+        width = len(header)
+        good: list[list[str]] = []
+        good_lines: list[int] = []
+        bad: list[tuple[int, int]] = []
+        last = reader.line_num
+        for row in reader:
+            start, last = last + 1, reader.line_num
+            if len(row) == width:
+                good.append(row)
+                good_lines.append(start)
+            elif row:  # blank lines carry no row: skipped like pandas does
+                bad.append((start, len(row)))
+    except csv.Error as e:
+        raise ExportError(
+            f"{meta_path}: unreadable CSV near line {reader.line_num}: {e}; fix that line"
+        ) from None
+    columns = list(zip(*good, strict=True)) if good else [()] * width
+    meta = pd.DataFrame(
+        {name: pd.array(list(col), dtype="str") for name, col in zip(header, columns, strict=True)}
+    )
+    if not good:
+        meta = pd.DataFrame({name: pd.array([], dtype="str") for name in header})
+    return meta, np.asarray(good_lines, dtype=np.int64), bad
+
+
+def _to_int64(s: pd.Series) -> pd.Series:
+    """Integer strings (already validated by ``_INT_RE``) to Int64; NA where out of range."""
+    s = s.str.strip()
+    out = pd.array([pd.NA] * len(s), dtype="Int64")
+    short = (s.str.len() <= 18).to_numpy()  # 18 characters always fit in int64
+    out[short] = s[short].astype("int64").to_numpy()
+    for i in np.flatnonzero(~short):  # rare: check the range by hand
+        v = int(s.iloc[i])
+        if _INT64_MIN <= v <= _INT64_MAX:
+            out[i] = v
+    return pd.Series(out, index=s.index)
+
+
+def _is_unsafe(ref: str) -> bool:
+    parts = re.split(r"[/\\]", ref)
+    return ref.startswith(("/", "\\")) or bool(re.match(r"[A-Za-z]:", ref)) or ".." in parts
+
+
+def _ref_frame(names: list[str]) -> pd.DataFrame:
+    """Columns ``ref``, ``stem``, ``ext`` (with its dot, as written) and ``unsafe``."""
+    ref = pd.Series(names, dtype="str")
+    parts = ref.str.extract(_STEM_EXT_RE)
+    unsafe = (
+        ref.str.startswith(("/", "\\"))
+        | ref.str.match(r"[A-Za-z]:")
+        | ref.str.contains(r"(?:^|[/\\])\.\.(?:[/\\]|$)", regex=True)
+    )
+    return pd.DataFrame(
+        {
+            "ref": ref,
+            "stem": parts["stem"].fillna("").astype("str"),
+            "ext": parts["ext"].fillna("").astype("str"),
+            "unsafe": unsafe.astype(bool),
+        }
+    )
+
+
+def _zip_listing(zip_path: Path) -> tuple[pd.DataFrame, bytes]:
+    """The file members of the zip, and its central directory as bytes to fingerprint."""
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise ExportError(
+            f"{zip_path}: not a readable zip file ({e}); re-create it, e.g. with "
+            f"`zip -r0 {ZIP_NAME} {IMAGES_DIR}/`"
+        ) from None
+    names = [i.filename for i in infos if not i.is_dir()]
+    listing = "\n".join(f"{i.filename}\t{i.CRC}\t{i.file_size}" for i in infos).encode()
+    return _ref_frame(names), listing
+
+
+def _walk_files(top: Path, rel_to: Path) -> list[tuple[str, int]]:
+    """``(posix path relative to rel_to, size)`` of every file under ``top``, sorted."""
+    out: list[tuple[str, int]] = []
+    for dirpath, _dirnames, filenames in os.walk(top):
+        rel_dir = Path(dirpath).relative_to(rel_to)
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            try:
+                size = os.stat(full).st_size
+            except OSError:  # a dangling symlink: still listed, it becomes a reject later
+                size = -1
+            out.append(((rel_dir / name).as_posix(), size))
+    out.sort()
+    return out
+
+
+def _folder_listing(root: Path, top: Path) -> tuple[pd.DataFrame, bytes]:
+    files = _walk_files(top, root)
+    listing = "\n".join(f"{name}\t{size}" for name, size in files).encode()
+    refs = _ref_frame([name for name, _ in files])
+    refs["unsafe"] = False  # produced by the walk: always inside root
+    return refs, listing
+
+
+def _read_features(root: Path, digest: Any) -> dict[str, pd.DataFrame]:
+    """Every ``features_<name>.csv[.gz]`` in ``root`` as a float32 frame indexed by objid."""
+    features: dict[str, pd.DataFrame] = {}
+    for path in sorted(root.iterdir()):
+        m = _FEATURE_FILE.match(path.name)
+        if not m or not path.is_file():
+            continue
+        name = m["name"]
+        if name in features:
+            raise ExportError(
+                f"{path}: a second feature table named {name!r}; keep only one of "
+                f"features_{name}.csv and features_{name}.csv.gz"
+            )
+        data = path.read_bytes()
+        _hash_part(digest, path.name, data)
+        try:
+            df = pd.read_csv(
+                io.BytesIO(data),
+                compression="gzip" if path.name.endswith(".gz") else None,
+                dtype={"objid": "str"},
+                keep_default_na=True,
+            )
+        except (
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            gzip.BadGzipFile,
+            zlib.error,
+            EOFError,
+            UnicodeDecodeError,
+        ) as e:
+            raise ExportError(f"{path}: unreadable feature table ({e}); fix or remove it") from None
+        if "objid" not in df.columns:
+            raise ExportError(f"{path}: no 'objid' column; fix or remove this feature table")
+        raw = df.pop("objid").fillna("").astype("str")
+        bad = ~raw.str.fullmatch(_INT_RE)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ExportError(
+                f"{path}: objid {raw.iloc[i]!r} on line {i + 2} is not an integer; "
+                "fix or remove this feature table"
+            )
+        index = pd.Index(raw.str.strip().astype("int64"), name="objid")
+        if index.has_duplicates:
+            dup = int(index[index.duplicated()][0])
+            raise ExportError(f"{path}: objid {dup} appears twice; fix or remove this table")
+        for col in df.columns:
+            if not pd.api.types.is_numeric_dtype(df[col].dtype):
+                df[col] = pd.to_numeric(df[col], errors="coerce")  # text cells -> NaN
+        df = df.astype(np.float32)
+        df.index = index
+        features[name] = df
+    return features
+
+
+def _hash_part(digest: Any, name: str, data: bytes) -> None:
+    # Length-prefixed so that moving bytes between parts changes the digest.
+    digest.update(f"{name}\0{len(data)}\0".encode())
+    digest.update(data)
+
+
+def _rejects_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate reject parts with the documented dtypes and a RangeIndex."""
+    df = pd.concat(
+        [p for p in parts if len(p)] or [pd.DataFrame(columns=["objid", "image", "reason"])],
+        ignore_index=True,
+    )
+    return pd.DataFrame(
+        {
+            "objid": pd.array(df["objid"].tolist(), dtype="Int64"),
+            "image": pd.array(df["image"].tolist(), dtype="string"),
+            "reason": pd.Series(df["reason"].tolist(), dtype="str"),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- image folder
+
+
+def read_image_folder(path: str | os.PathLike[str]) -> Export:
+    """Read a folder of images, one sub-folder per class.
+
+    ``<root>/<class>/<file>`` gets label ``<class>`` (the top-level folder, however deep
+    the file is); files directly in ``root`` are unlabelled (``pd.NA``), so a flat folder
+    of images is a valid input for prediction. objids are 1..N in sorted order of the
+    relative posix path, which is also the image reference.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The root folder.
+
+    Returns
+    -------
+    Export
+        ``layout="image-folder"``, ``label_column="folder"``, no feature tables. Files
+        whose extension is not an image extension are rejects.
+
+    Raises
+    ------
+    ExportError
+        The folder does not exist or holds no image file.
+    """
+    root = Path(path).absolute()
+    if not root.is_dir():
+        raise ExportError(f"{root}: no such folder; give a folder of class sub-folders of images")
+    files = _walk_files(root, root)
+    names = [name for name, _ in files]
+    is_image = np.fromiter(
+        (os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS for n in names), bool, len(names)
+    )
+    if not is_image.any():
+        other = f" (only {len(names)} other files)" if names else ""
+        raise ExportError(
+            f"{root}: no image files{other}; expected <class>/<file> with extensions "
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}"
+        )
+    images = [n for n, ok in zip(names, is_image, strict=True) if ok]
+    labels = [n.split("/", 1)[0] if "/" in n else pd.NA for n in images]
+    table = pd.DataFrame(
+        {
+            "objid": np.arange(1, len(images) + 1, dtype=np.int64),
+            "label": pd.array(labels, dtype="string"),
+            "image": pd.Series(images, dtype="str"),
+        }
+    )
+    others = [n for n, ok in zip(names, is_image, strict=True) if not ok]
+    rejects = _rejects_frame(
+        [
+            pd.DataFrame(
+                {
+                    "objid": [pd.NA] * len(others),
+                    "image": others,
+                    "reason": ["not an image file extension"] * len(others),
+                }
+            )
+        ]
+    )
+    digest = hashlib.sha256()
+    _hash_part(digest, "images", "\n".join(f"{n}\t{s}" for n, s in files).encode())
+    return Export(
+        layout="image-folder",
+        root=str(root),
+        label_column=FOLDER_LABEL_COLUMN,
+        table=table,
+        rejects=rejects,
+        features={},
+        fetcher=ImageFetcher(str(root), None),
+        rows_read=len(names),
+        fingerprint=digest.hexdigest()[:16],
+    )
