@@ -75,7 +75,7 @@ NO_SOURCE = -1
 class Split(IntEnum):
     """Codes of the ``split`` array."""
 
-    REJECTED = -1  # planned, but its image could not be decoded (see rejects.csv)
+    REJECTED = -1  # planned, but its image could not be decoded (see STORE.rejects.csv)
     TRAIN = 0
     VAL = 1
     TEST = 2
@@ -93,9 +93,15 @@ AUGMENTATIONS: tuple[str, ...] = (
     "sharpen",
 )
 
-#: File written inside the store folder with one row per input row that was not stored.
-REJECTS_FILE = "rejects.csv"
+#: Suffix of the rejects table written beside a store (``STORE.rejects.csv``): one row per
+#: input row that was not stored. Beside, not inside: Zarr tools warn about foreign files.
+REJECTS_SUFFIX = ".rejects.csv"
 REJECTS_COLUMNS = ("objid", "image", "reason")
+
+
+def rejects_path(store: str) -> str:
+    """Path or URL of the rejects table of ``store``."""
+    return store.rstrip("/") + REJECTS_SUFFIX
 
 
 def features_array_name(table: str) -> str:

@@ -1,0 +1,411 @@
+"""build-store: decode, filter, augment and resize an export into a Zarr v3 store, on Dask."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+import fsspec
+import numpy as np
+import pandas as pd
+
+from jobs.cluster import cluster_options, dask_client
+from plankton_store import __version__
+from plankton_store import format as fmt
+from plankton_store.build import BlockResult, block_tasks, run_block
+from plankton_store.imageops import RESIZE_MODES, parse_size
+from plankton_store.plan import (
+    DEFAULT_AUGMENTATIONS,
+    DEFAULT_DROP_CLASSES,
+    BuildOptions,
+    BuildPlan,
+    count_by_class_and_split,
+    make_plan,
+)
+from plankton_store.sources import Export, ExportError, read_export
+from plankton_store.store import StoreLayout, create_store, finalize_store
+
+
+@dataclass
+class BuildSummary:
+    """What a build did; printed at the end and stored (as attributes) in the store."""
+
+    store: str
+    rows_read: int
+    rows_stored: int
+    augmented_copies: int
+    rejects: pd.DataFrame
+    counts: dict[str, dict[str, int]]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def samples(self) -> int:
+        return self.rows_stored + self.augmented_copies
+
+    @property
+    def images_per_second(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else float("nan")
+
+    def reject_reasons(self) -> dict[str, int]:
+        """Reject counts per kind of reason (the reason text up to its first colon)."""
+        kinds = self.rejects["reason"].astype(str).str.split(":").str[0]
+        return {str(k): int(v) for k, v in kinds.value_counts().items()}
+
+
+def store_exists(store: str, storage_options: dict[str, Any] | None = None) -> bool:
+    fs, path = fsspec.core.url_to_fs(store, **(storage_options or {}))
+    return fs.exists(path)
+
+
+def aligned_features(export: Export, plan: BuildPlan) -> dict[str, np.ndarray]:
+    """Each feature table as float32 rows aligned to the planned samples.
+
+    An augmented copy takes its source image's features; a sample whose objid is missing
+    from a table gets NaN for that table.
+    """
+    row_objids = export.table["objid"].to_numpy(np.int64)[plan.samples["row"].to_numpy()]
+    aligned = {}
+    for table, frame in export.features.items():
+        frame = frame[~frame.index.duplicated(keep="first")]
+        aligned[table] = frame.reindex(row_objids).to_numpy(np.float32)
+    return aligned
+
+
+def build_store(
+    source: str,
+    store: str,
+    options: BuildOptions,
+    client: Any,
+    overwrite: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = click.echo,
+    storage_options: dict[str, Any] | None = None,
+) -> BuildSummary:
+    """Build a store from an export on a Dask cluster.
+
+    Parameters
+    ----------
+    source
+        Export folder (FlowCam/EcoTaxa layout or image folder).
+    store
+        Path or fsspec URL of the store to create.
+    options
+        Plan and image options (label column, split fractions, size, ...).
+    client
+        A ``distributed.Client``.
+    overwrite
+        Replace an existing store at ``store``.
+
+    Returns
+    -------
+    BuildSummary
+    """
+    started = time.perf_counter()
+    if store_exists(store, storage_options) and not overwrite:
+        raise FileExistsError(f"{store} already exists: pass --overwrite to replace it")
+    export = read_export(source, label_column=options.label_column)
+    echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
+    plan = make_plan(export.table, options, export.rejects, export.rows_read)
+    if not len(plan.samples):
+        raise ExportError(
+            f"nothing to store from {source}: all {plan.rows_read} rows were rejected "
+            f"(see the reasons with --label-column / --drop-class)"
+        )
+    features = aligned_features(export, plan)
+    feature_columns = {t: [str(c) for c in f.columns] for t, f in export.features.items()}
+    store_fingerprint = hashlib.sha256(
+        json.dumps([export.fingerprint, options.to_attrs()], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    layout = StoreLayout(
+        n_samples=len(plan.samples),
+        image_size=options.size,
+        block_size=options.block_size,
+        chunk_size=options.chunk_size,
+        feature_columns=feature_columns,
+    )
+    create_store(
+        store,
+        layout,
+        {
+            "class_names": plan.class_names,
+            "label_column": options.label_column,
+            "split_codes": fmt.split_codes(),
+            "augmentation_codes": fmt.augmentation_codes(),
+            "image_size": list(options.size),
+            "resize_mode": options.resize_mode,
+            "build_options": options.to_attrs(),
+            "source": str(source),
+            "source_layout": export.layout,
+            "input_fingerprint": export.fingerprint,
+            "store_fingerprint": store_fingerprint,
+            "feature_columns": feature_columns,
+            "plankton_jobs_version": __version__,
+        },
+        overwrite=overwrite,
+        storage_options=storage_options,
+    )
+    tasks = block_tasks(
+        store,
+        plan.samples,
+        options.block_size,
+        features,
+        options.size,
+        options.resize_mode,  # type: ignore[arg-type]
+        storage_options,
+    )
+    echo(f"Planned {len(plan.samples)} samples in {len(tasks)} blocks of {options.block_size}")
+    results = _run_blocks(client, tasks, export.fetcher.fetch, progress)
+    summary = _summarise(store, plan, results, started)
+    _write_rejects(store, summary.rejects, storage_options)
+    finalize_store(
+        store,
+        {
+            "counts": summary.counts,
+            "rows_read": summary.rows_read,
+            "rows_stored": summary.rows_stored,
+            "augmented_copies": summary.augmented_copies,
+            "rows_rejected": len(summary.rejects),
+            "reject_reasons": summary.reject_reasons(),
+            "notes": summary.notes,
+            "build_seconds": round(summary.seconds, 3),
+        },
+        storage_options=storage_options,
+    )
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_blocks(
+    client: Any, tasks: list, fetch: Callable[[str], bytes], progress: bool
+) -> list[BlockResult]:
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    run_id = uuid.uuid4().hex[:8]
+    futures = [
+        # Tasks are idempotent (same bytes to the same shard), so retries after a lost
+        # worker are safe.
+        client.submit(
+            run_block, task, fetch, key=f"build-block-{run_id}-{task.block_index}", retries=3
+        )
+        for task in tasks
+    ]
+    total = sum(len(t) for t in tasks)
+    results = []
+    with tqdm(total=total, unit="img", desc="build-store", disable=not progress) as bar:
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            bar.update(result.n_samples)
+    return sorted(results, key=lambda r: r.block_index)
+
+
+def _summarise(
+    store: str, plan: BuildPlan, results: list[BlockResult], started: float
+) -> BuildSummary:
+    samples = plan.samples
+    failed = np.array([r.start + pos for r in results for pos in r.failures], dtype=np.int64)
+    reasons = [reason for r in results for reason in r.failures.values()]
+    is_copy = samples["augmentation"].to_numpy() != 0
+    split = samples["split"].to_numpy().copy()
+    split[failed] = fmt.Split.REJECTED
+    failed_originals = failed[~is_copy[failed]] if len(failed) else failed
+    decode_rejects = pd.DataFrame(
+        {
+            "objid": samples["objid"].to_numpy()[failed_originals],
+            "image": samples["image"].to_numpy()[failed_originals],
+            "reason": np.asarray(reasons, dtype=object)[~is_copy[failed]] if len(failed) else [],
+        }
+    )
+    rejects = pd.concat([plan.rejects, decode_rejects], ignore_index=True)
+    rejects["objid"] = rejects["objid"].astype("Int64")
+    stored = split != fmt.Split.REJECTED
+    notes = list(plan.notes)
+    lost_copies = int((is_copy & ~stored).sum())
+    if lost_copies:
+        notes.append(f"{lost_copies} augmented copies lost with their unreadable source images")
+    return BuildSummary(
+        store=store,
+        rows_read=plan.rows_read,
+        rows_stored=int((stored & ~is_copy).sum()),
+        augmented_copies=int((stored & is_copy).sum()),
+        rejects=rejects,
+        counts=count_by_class_and_split(samples["label"].to_numpy(), split, plan.class_names),
+        seconds=time.perf_counter() - started,
+        notes=notes,
+    )
+
+
+def _write_rejects(
+    store: str, rejects: pd.DataFrame, storage_options: dict[str, Any] | None
+) -> None:
+    with fsspec.open(fmt.rejects_path(store), "w", **(storage_options or {})) as f:
+        rejects.to_csv(f, index=False)
+
+
+def format_summary(summary: BuildSummary) -> str:
+    """The end-of-build report: per class and split counts, rejects, time and speed."""
+    counts = pd.DataFrame(summary.counts).T[["train", "val", "test"]]
+    counts["total"] = counts.sum(axis=1)
+    counts = counts.sort_values("total", ascending=False)
+    counts.loc["ALL"] = counts.sum()
+    lines = [
+        f"Store: {summary.store}",
+        counts.to_string(),
+        "",
+        f"Rows read {summary.rows_read} = stored {summary.rows_stored} "
+        f"+ rejected {len(summary.rejects)}; augmented copies (train only) "
+        f"{summary.augmented_copies}",
+    ]
+    if len(summary.rejects):
+        lines.append(f"Rejects by reason (all in {fmt.rejects_path(summary.store)}):")
+        lines += [f"  {n:>8}  {reason}" for reason, n in summary.reject_reasons().items()]
+    lines += [f"Note: {note}" for note in summary.notes]
+    lines.append(
+        f"{summary.samples} samples in {summary.seconds:.1f} s "
+        f"({summary.images_per_second:,.0f} images/s)"
+    )
+    return "\n".join(lines)
+
+
+@click.command("build-store")
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("store")
+@click.option(
+    "--label-column",
+    default="level2",
+    show_default=True,
+    help="meta.csv column with the class labels (e.g. level1 for finer classes).",
+)
+@click.option(
+    "--drop-class",
+    "drop_classes",
+    multiple=True,
+    default=DEFAULT_DROP_CLASSES,
+    show_default=True,
+    help="Class to leave out (repeatable).",
+)
+@click.option("--keep-all-classes", is_flag=True, help="Drop no class (ignores --drop-class).")
+@click.option(
+    "--max-per-class",
+    type=click.IntRange(min=0),
+    default=20000,
+    show_default=True,
+    help="Keep at most this many images per class, chosen at random; 0 = no cap.",
+)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share of each class held out for testing.",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Share of each class held out for validation.",
+)
+@click.option(
+    "--augment-below",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Add augmented copies of train images of classes with fewer train images; "
+    "0 = no augmentation.",
+)
+@click.option(
+    "--augmentation",
+    "augmentations",
+    multiple=True,
+    default=DEFAULT_AUGMENTATIONS,
+    type=click.Choice(DEFAULT_AUGMENTATIONS),
+    show_default=True,
+    help="Operation used for augmented copies (repeatable).",
+)
+@click.option("--size", default="64x48", show_default=True, help="Stored image HEIGHTxWIDTH.")
+@click.option(
+    "--resize",
+    "resize_mode",
+    type=click.Choice(RESIZE_MODES),
+    default="stretch",
+    show_default=True,
+    help="stretch: fill the frame; pad: keep the aspect ratio on the background grey.",
+)
+@click.option(
+    "--block-size",
+    type=click.IntRange(min=1),
+    default=4096,
+    show_default=True,
+    help="Samples per shard; each Dask task writes whole shards.",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Samples per chunk inside a shard (the unit a reader decompresses).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store at STORE.")
+@cluster_options
+def build_store_command(
+    source: str,
+    store: str,
+    label_column: str,
+    drop_classes: tuple[str, ...],
+    keep_all_classes: bool,
+    max_per_class: int,
+    test_fraction: float,
+    val_fraction: float,
+    augment_below: int,
+    augmentations: tuple[str, ...],
+    size: str,
+    resize_mode: str,
+    block_size: int,
+    chunk_size: int,
+    seed: int,
+    overwrite: bool,
+    workers: int | None,
+    scheduler: str | None,
+    cluster_config: str | None,
+) -> None:
+    """Build a chunked Zarr v3 feature store from an export in SOURCE, written to STORE.
+
+    SOURCE is a FlowCam/EcoTaxa export folder (meta.csv + imgs.zip or imgs/, optional
+    features_*.csv.gz) or an image folder (SOURCE/CLASS/IMAGE). STORE is a path or an fsspec
+    URL. Rows that are not stored are listed with their reason in STORE.rejects.csv.
+    """
+    try:
+        options = BuildOptions(
+            label_column=label_column,
+            drop_classes=() if keep_all_classes else tuple(drop_classes),
+            max_per_class=max_per_class or None,
+            test_fraction=test_fraction,
+            val_fraction=val_fraction,
+            augment_below=augment_below,
+            augmentations=tuple(augmentations),
+            size=parse_size(size),
+            resize_mode=resize_mode,
+            block_size=block_size,
+            chunk_size=min(chunk_size, block_size),
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if store_exists(store) and not overwrite:
+        raise click.UsageError(f"{store} already exists: pass --overwrite to replace it")
+    with dask_client(workers, scheduler, cluster_config) as client:
+        try:
+            summary = build_store(source, store, options, client, overwrite=overwrite)
+        except ExportError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(format_summary(summary))

@@ -1,0 +1,200 @@
+"""Image operations shared by build-store and predict: decode, augment, resize.
+
+Every image, whatever its file format and mode, goes through :func:`prepare_image`, so a
+model sees at prediction time exactly what it was trained on.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageFilter, UnidentifiedImageError
+
+from plankton_store.format import AUGMENTATIONS
+
+ResizeMode = Literal["stretch", "pad"]
+RESIZE_MODES: tuple[str, ...] = ("stretch", "pad")
+#: Resampling filter of every resize (antialiased when shrinking).
+RESAMPLE = Image.Resampling.BILINEAR
+
+
+class ImageDecodeError(ValueError):
+    """An image could not be turned into 8-bit grayscale; the message is the reject reason."""
+
+
+_OPS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "none": lambda im: im,
+    "flip_lr": lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+    "flip_tb": lambda im: im.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+    "rot90": lambda im: im.transpose(Image.Transpose.ROTATE_90),
+    "blur": lambda im: im.filter(ImageFilter.BLUR),
+    "smooth": lambda im: im.filter(ImageFilter.SMOOTH),
+    "detail": lambda im: im.filter(ImageFilter.DETAIL),
+    "sharpen": lambda im: im.filter(ImageFilter.SHARPEN),
+}
+assert tuple(_OPS) == AUGMENTATIONS, "imageops and format disagree on the augmentations"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``"64x48"`` (height x width) into ``(64, 48)``.
+
+    Raises
+    ------
+    ValueError
+        If the text is not two positive integers joined by ``x``.
+    """
+    parts = text.lower().split("x")
+    try:
+        height, width = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"size {text!r} is not HEIGHTxWIDTH, e.g. 64x48") from None
+    if height < 1 or width < 1:
+        raise ValueError(f"size {text!r} must be positive, e.g. 64x48")
+    return height, width
+
+
+def decode_gray(data: bytes) -> Image.Image:
+    """Decode image bytes of any format and mode into an 8-bit grayscale (mode "L") image.
+
+    Pillow's decompression-bomb guard stays on, and its warning (images between the limit and
+    twice the limit) counts as an error too: such an image is rejected, never decoded.
+
+    Raises
+    ------
+    ImageDecodeError
+        With a specific reason: empty file, not an image, truncated, too large, unsupported mode.
+    """
+    if not data:
+        raise ImageDecodeError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            if im.format == "JPEG":
+                # Decode the luma channel straight away: same pixels as convert("L"), faster.
+                im.draft("L", im.size)
+            im.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"decompression-bomb guard: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not a readable image (unknown format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
+    return _to_gray(im)
+
+
+def _to_gray(im: Image.Image) -> Image.Image:
+    mode = im.mode
+    if mode == "L":
+        return im
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        # Map the 16-bit range onto 8 bits linearly (convert("L") would clip at 255).
+        arr = np.asarray(im, dtype=np.float64)
+        return Image.fromarray(np.clip(arr / 257.0 + 0.5, 0, 255).astype(np.uint8))
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        # Transparent pixels become the light background, not black.
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("L")
+    try:
+        return im.convert("L")
+    except (ValueError, OSError) as exc:
+        raise ImageDecodeError(f"unsupported image mode {mode}: {exc}") from None
+
+
+def augment(im: Image.Image, operation: str) -> Image.Image:
+    """Apply one named augmentation (see :data:`plankton_store.format.AUGMENTATIONS`)."""
+    try:
+        return _OPS[operation](im)
+    except KeyError:
+        raise ValueError(f"unknown augmentation {operation!r}; known: {AUGMENTATIONS}") from None
+
+
+def background_level(im: Image.Image) -> int:
+    """Background grey level: the median of the image border (plankton sit mid-frame)."""
+    arr = np.asarray(im)
+    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+    return int(np.median(border))
+
+
+def resize(im: Image.Image, size: tuple[int, int], mode: ResizeMode = "stretch") -> np.ndarray:
+    """Resize a grayscale image to ``size`` = (height, width).
+
+    ``stretch`` fills the frame, distorting the aspect ratio; ``pad`` keeps the aspect ratio,
+    fits the image inside the frame and centres it on its own background grey level.
+    """
+    height, width = size
+    if mode == "stretch":
+        return np.asarray(im.resize((width, height), RESAMPLE))
+    if mode != "pad":
+        raise ValueError(f"resize mode {mode!r} is not one of {RESIZE_MODES}")
+    scale = min(height / im.height, width / im.width)
+    new_w = min(width, max(1, round(im.width * scale)))
+    new_h = min(height, max(1, round(im.height * scale)))
+    canvas = Image.new("L", (width, height), background_level(im))
+    canvas.paste(im.resize((new_w, new_h), RESAMPLE), ((width - new_w) // 2, (height - new_h) // 2))
+    return np.asarray(canvas)
+
+
+def prepare_image(
+    data: bytes,
+    size: tuple[int, int],
+    mode: ResizeMode = "stretch",
+    operation: str = "none",
+) -> tuple[np.ndarray, int, int]:
+    """Decode, augment and resize one image.
+
+    Returns
+    -------
+    pixels : numpy.ndarray
+        uint8 array of shape ``size``.
+    orig_height, orig_width : int
+        Size after the operation and before resizing (``rot90`` swaps them).
+
+    Raises
+    ------
+    ImageDecodeError
+        If the bytes are not a usable image.
+    """
+    im = augment(decode_gray(data), operation)
+    return resize(im, size, mode), im.height, im.width
+
+
+def prepare_images(
+    fetch: Callable[[str], bytes],
+    refs: Sequence[str],
+    operations: Sequence[str],
+    size: tuple[int, int],
+    mode: ResizeMode = "stretch",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
+    """Prepare a block of images; failures are returned, not raised.
+
+    Returns
+    -------
+    pixels : numpy.ndarray
+        ``(n, height, width)`` uint8; a failed image is left 0.
+    orig_height, orig_width : numpy.ndarray
+        int32 sizes; 0 for a failed image.
+    failures : dict
+        Position in ``refs`` -> reason.
+    """
+    n = len(refs)
+    pixels = np.zeros((n, *size), dtype=np.uint8)
+    orig_height = np.zeros(n, dtype=np.int32)
+    orig_width = np.zeros(n, dtype=np.int32)
+    failures: dict[int, str] = {}
+    for i, (ref, operation) in enumerate(zip(refs, operations, strict=True)):
+        try:
+            data = fetch(ref)
+        except (OSError, KeyError) as exc:
+            failures[i] = f"image could not be read: {exc}"
+            continue
+        try:
+            pixels[i], orig_height[i], orig_width[i] = prepare_image(data, size, mode, operation)
+        except ImageDecodeError as exc:
+            failures[i] = str(exc)
+    return pixels, orig_height, orig_width, failures

@@ -1,0 +1,275 @@
+"""The build plan: which input rows become which samples, in which split, with which operation.
+
+Planning runs on the client, is cheap (vectorised pandas, no image is opened) and is
+deterministic for a seed. The split is made BEFORE any augmentation, and augmented copies
+are planned for the train split only, so no copy of a training image can reach val or test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from plankton_store.format import AUGMENTATIONS, NO_SOURCE, REJECTS_COLUMNS, Split
+
+DEFAULT_DROP_CLASSES: tuple[str, ...] = ("artefact", "badfocus (artefact)")
+#: The seed notebook's augmentation operations, in the order they are used.
+DEFAULT_AUGMENTATIONS: tuple[str, ...] = AUGMENTATIONS[1:]
+#: Classes with fewer original images than this are listed in the plan's notes.
+SMALL_CLASS = 10
+#: ``objid`` of an augmented copy: it is not an instrument object of its own.
+COPY_OBJID = -1
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Every option that shapes a store; recorded in the store's attributes."""
+
+    label_column: str = "level2"
+    drop_classes: tuple[str, ...] = DEFAULT_DROP_CLASSES
+    max_per_class: int | None = 20000
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+    augment_below: int = 1000
+    augmentations: tuple[str, ...] = DEFAULT_AUGMENTATIONS
+    size: tuple[int, int] = (64, 48)
+    resize_mode: str = "stretch"
+    block_size: int = 4096
+    chunk_size: int = 512
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.test_fraction < 1 or not 0 <= self.val_fraction < 1:
+            raise ValueError("--test-fraction and --val-fraction must be in [0, 1)")
+        if self.test_fraction + self.val_fraction >= 1:
+            raise ValueError("--test-fraction + --val-fraction must leave room for training")
+        if self.max_per_class is not None and self.max_per_class < 1:
+            raise ValueError("--max-per-class must be at least 1")
+        if self.block_size < 1 or self.chunk_size < 1 or self.block_size % self.chunk_size:
+            raise ValueError("block size must be a positive multiple of the chunk size")
+        unknown = set(self.augmentations) - set(AUGMENTATIONS[1:])
+        if unknown:
+            raise ValueError(f"unknown augmentations {sorted(unknown)}; known {AUGMENTATIONS[1:]}")
+
+    def to_attrs(self) -> dict:
+        """JSON-ready dictionary for the store attributes."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class BuildPlan:
+    """The samples to write, in store order, and the rows that will not be stored.
+
+    ``samples`` columns: ``objid``, ``label`` (code into ``class_names``), ``split``,
+    ``source_objid``, ``augmentation`` (code), ``image`` (fetcher reference) and ``row``
+    (position in the export table the pixels come from).
+    """
+
+    samples: pd.DataFrame
+    class_names: list[str]
+    rejects: pd.DataFrame
+    rows_read: int
+    notes: list[str] = field(default_factory=list)
+
+    def blocks(self, block_size: int) -> list[tuple[int, int]]:
+        """``(start, stop)`` sample ranges, one per shard: the unit of work of one task."""
+        n = len(self.samples)
+        return [(start, min(start + block_size, n)) for start in range(0, n, block_size)]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Planned samples per class and split: ``{class: {"train": n, ...}}``."""
+        return count_by_class_and_split(
+            self.samples["label"].to_numpy(), self.samples["split"].to_numpy(), self.class_names
+        )
+
+
+def count_by_class_and_split(
+    labels: np.ndarray, splits: np.ndarray, class_names: list[str]
+) -> dict[str, dict[str, int]]:
+    """Counts per class and split, every split named for every class (zeros included)."""
+    table = pd.crosstab(pd.Categorical(labels, categories=range(len(class_names))), splits)
+    result: dict[str, dict[str, int]] = {}
+    for code, name in enumerate(class_names):
+        result[name] = {
+            s.name.lower(): int(table.loc[code, int(s)]) if int(s) in table.columns else 0
+            for s in Split
+            if s != Split.REJECTED
+        }
+    return result
+
+
+def _reject(rows: pd.DataFrame, reason: str | pd.Series) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "objid": rows["objid"].astype("Int64"),
+            "image": rows["image"].astype("string"),
+            "reason": reason,
+        },
+        columns=list(REJECTS_COLUMNS),
+    )
+
+
+def _split_counts(n: int, test_fraction: float, val_fraction: float) -> tuple[int, int, int]:
+    """(train, val, test) sizes of one class; every split gets at least one image when it can.
+
+    1 image: train only. 2 images: train + test (when a test split is asked for).
+    """
+    n_test = round(n * test_fraction)
+    n_val = round(n * val_fraction)
+    if n >= 3:
+        n_test = max(n_test, 1) if test_fraction > 0 else 0
+        n_val = max(n_val, 1) if val_fraction > 0 else 0
+    elif n == 2:
+        n_test, n_val = (1 if test_fraction > 0 else 0), 0
+    else:
+        n_test = n_val = 0
+    return n - n_test - n_val, n_val, n_test
+
+
+def make_plan(
+    table: pd.DataFrame,
+    options: BuildOptions,
+    reader_rejects: pd.DataFrame | None = None,
+    rows_read: int | None = None,
+) -> BuildPlan:
+    """Plan a build from an export table (see :class:`plankton_store.sources.Export`).
+
+    Parameters
+    ----------
+    table
+        One row per readable input row with at least ``objid``, ``label`` and ``image``.
+    options
+        The build options; ``seed`` makes the plan repeatable.
+    reader_rejects
+        Rows the reader already rejected; carried into the plan's rejects.
+    rows_read
+        Input rows the reader saw; defaults to ``len(table) + len(reader_rejects)``.
+    """
+    rng = np.random.default_rng(options.seed)
+    rejects = [reader_rejects] if reader_rejects is not None and len(reader_rejects) else []
+    notes: list[str] = []
+    column = options.label_column
+
+    rows = table.assign(row=np.arange(len(table)))
+    no_label = rows["label"].isna() | (rows["label"].astype("string").str.strip() == "")
+    if no_label.any():
+        rejects.append(_reject(rows[no_label], f"no {column} label"))
+        rows = rows[~no_label]
+    dropped = rows["label"].isin(options.drop_classes)
+    if dropped.any():
+        reasons = "class " + rows.loc[dropped, "label"].map(repr) + " dropped (--drop-class)"
+        rejects.append(_reject(rows[dropped], reasons))
+        rows = rows[~dropped]
+
+    class_names = sorted(rows["label"].unique().tolist())
+    codes = {name: code for code, name in enumerate(class_names)}
+    parts: list[pd.DataFrame] = []
+    for name in class_names:
+        members = rows[rows["label"] == name]
+        order = rng.permutation(len(members))
+        if options.max_per_class is not None and len(members) > options.max_per_class:
+            capped = members.iloc[np.sort(order[options.max_per_class :])]
+            reason = f"class {name!r} capped at {options.max_per_class} (--max-per-class)"
+            rejects.append(_reject(capped, reason))
+            members = members.iloc[np.sort(order[: options.max_per_class])]
+            order = rng.permutation(len(members))
+        n_train, n_val, n_test = _split_counts(
+            len(members), options.test_fraction, options.val_fraction
+        )
+        split = np.empty(len(members), dtype=np.int8)
+        split[order[:n_train]] = Split.TRAIN
+        split[order[n_train : n_train + n_val]] = Split.VAL
+        split[order[n_train + n_val :]] = Split.TEST
+        if len(members) < SMALL_CLASS:
+            notes.append(
+                f"class {name!r} has only {len(members)} images: "
+                f"{n_train} train / {n_val} val / {n_test} test"
+            )
+        originals = pd.DataFrame(
+            {
+                "objid": members["objid"].to_numpy(np.int64),
+                "label": np.int16(codes[name]),
+                "split": split,
+                "source_objid": np.int64(NO_SOURCE),
+                "augmentation": np.int8(0),
+                "image": members["image"].to_numpy(),
+                "row": members["row"].to_numpy(),
+            }
+        )
+        parts.append(originals)
+        if n_train < options.augment_below and options.augmentations:
+            parts.append(_plan_copies(originals, options, rng, notes, name))
+
+    samples = pd.concat(parts, ignore_index=True) if parts else _empty_samples()
+    # Store order: train, val, test; shuffled within each split so that any chunk is a
+    # representative mix of classes (streamed training reads whole chunks).
+    shuffle = rng.permutation(len(samples))
+    samples = samples.iloc[shuffle]
+    samples = samples.sort_values("split", kind="stable").reset_index(drop=True)
+
+    all_rejects = (
+        pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame(columns=REJECTS_COLUMNS)
+    )
+    if rows_read is None:
+        rows_read = len(table) + (len(reader_rejects) if reader_rejects is not None else 0)
+    return BuildPlan(samples, class_names, all_rejects, rows_read, notes)
+
+
+def _plan_copies(
+    originals: pd.DataFrame,
+    options: BuildOptions,
+    rng: np.random.Generator,
+    notes: list[str],
+    name: str,
+) -> pd.DataFrame:
+    """Augmented copies of one rare class's train images, up to ``augment_below`` in all.
+
+    Each train image gets at most one copy per operation; the (image, operation) pairs used
+    are a seeded random choice, spread evenly over the images.
+    """
+    train = originals[originals["split"] == Split.TRAIN]
+    wanted = options.augment_below - len(train)
+    ops = [AUGMENTATIONS.index(op) for op in options.augmentations]
+    available = len(train) * len(ops)
+    n_copies = min(wanted, available)
+    if n_copies <= 0:
+        return _empty_samples()
+    if n_copies < wanted:
+        notes.append(
+            f"class {name!r}: {len(train)} train images x {len(ops)} operations give "
+            f"{n_copies} copies, {wanted - n_copies} short of --augment-below"
+        )
+    # Round r uses operation ops[(r + k) % len(ops)] for image k in a shuffled order, so
+    # every image gets copies before any image gets a second one.
+    image_order = rng.permutation(len(train))
+    rounds = -(-n_copies // len(train))
+    pairs = [(k, (r + j) % len(ops)) for r in range(rounds) for j, k in enumerate(image_order)]
+    pairs = pairs[:n_copies]
+    source = train.iloc[[k for k, _ in pairs]]
+    return pd.DataFrame(
+        {
+            "objid": np.int64(COPY_OBJID),
+            "label": source["label"].to_numpy(),
+            "split": np.int8(Split.TRAIN),
+            "source_objid": source["objid"].to_numpy(),
+            "augmentation": np.array([ops[j] for _, j in pairs], dtype=np.int8),
+            "image": source["image"].to_numpy(),
+            "row": source["row"].to_numpy(),
+        }
+    )
+
+
+def _empty_samples() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "objid": pd.Series(dtype=np.int64),
+            "label": pd.Series(dtype=np.int16),
+            "split": pd.Series(dtype=np.int8),
+            "source_objid": pd.Series(dtype=np.int64),
+            "augmentation": pd.Series(dtype=np.int8),
+            "image": pd.Series(dtype=object),
+            "row": pd.Series(dtype=np.int64),
+        }
+    )

@@ -1,0 +1,306 @@
+"""Create, write and open plankton stores (layout: :mod:`plankton_store.format`).
+
+Writing is split so that no two writers ever touch one shard: the client creates the arrays
+and the attributes; each block task writes every per-sample array over exactly the sample
+range it owns (one shard of ``images``, one chunk of every other array) plus its own element
+of ``block_checksum``. Zarr v3 has no locks, so this alignment is what makes parallel writes
+safe, by construction.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import warnings
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import zarr
+
+from plankton_store import format as fmt
+
+
+class IncompleteStoreError(RuntimeError):
+    """The store was never finished (a build was interrupted or is still running)."""
+
+
+class StoreFormatError(ValueError):
+    """The path is not a plankton store, or one of an unsupported format version."""
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """Shapes and chunking of a new store."""
+
+    n_samples: int
+    image_size: tuple[int, int]
+    block_size: int
+    chunk_size: int
+    feature_columns: Mapping[str, list[str]]
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n_samples // self.block_size)
+
+
+def create_store(
+    path: str,
+    layout: StoreLayout,
+    attrs: dict[str, Any],
+    overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> zarr.Group:
+    """Create an empty store: every array, and root attributes marked incomplete.
+
+    Parameters
+    ----------
+    path
+        Local path or fsspec URL of the store.
+    layout
+        Array shapes and chunking.
+    attrs
+        The project attributes (stored under :data:`plankton_store.format.ROOT_ATTRS_KEY`);
+        ``complete`` is set to False here.
+    overwrite
+        Replace an existing store at ``path``.
+    """
+    mode = "w" if overwrite else "w-"
+    root = zarr.open_group(path, mode=mode, zarr_format=3, storage_options=storage_options)
+    n, block = layout.n_samples, layout.block_size
+    # Shapes must be >= 1 per chunk; an empty store still gets valid (length-0) arrays.
+    chunk = max(1, min(layout.chunk_size, block))
+    height, width = layout.image_size
+    root.create_array(
+        fmt.IMAGES,
+        shape=(n, height, width),
+        chunks=(chunk, height, width),
+        shards=(block, height, width),
+        dtype="uint8",
+        fill_value=0,
+        dimension_names=(fmt.SAMPLE_DIM, fmt.Y_DIM, fmt.X_DIM),
+    )
+    for name, dtype in fmt.SAMPLE_ARRAYS.items():
+        root.create_array(
+            name,
+            shape=(n,),
+            chunks=(block,),
+            dtype=dtype,
+            fill_value=fmt.Split.REJECTED if name == fmt.SPLIT else 0,
+            dimension_names=(fmt.SAMPLE_DIM,),
+        )
+    for table, columns in layout.feature_columns.items():
+        arr = root.create_array(
+            fmt.features_array_name(table),
+            shape=(n, len(columns)),
+            chunks=(block, max(1, len(columns))),
+            dtype="float32",
+            fill_value=float("nan"),
+            dimension_names=(fmt.SAMPLE_DIM, fmt.features_dim_name(table)),
+        )
+        arr.attrs["columns"] = list(columns)
+    root.create_array(
+        fmt.BLOCK_CHECKSUM,
+        shape=(layout.n_blocks,),
+        chunks=(1,),  # one chunk per block: each task writes only its own
+        dtype="uint64",
+        fill_value=0,
+        dimension_names=(fmt.BLOCK_DIM,),
+    )
+    root.attrs[fmt.ROOT_ATTRS_KEY] = {
+        "format": fmt.FORMAT_NAME,
+        "format_version": fmt.FORMAT_VERSION,
+        **attrs,
+        "complete": False,
+        "block_size": block,
+        "created": _now(),
+    }
+    return root
+
+
+def block_checksum(arrays: Mapping[str, np.ndarray]) -> int:
+    """crc32 over a block's arrays in name order, flagged so that it is never 0."""
+    crc = 0
+    for name in sorted(arrays):
+        crc = zlib.crc32(np.ascontiguousarray(arrays[name]).tobytes(), crc)
+    return crc | fmt.BLOCK_WRITTEN_FLAG
+
+
+def write_block(
+    path: str,
+    block_index: int,
+    start: int,
+    arrays: Mapping[str, np.ndarray],
+    storage_options: dict[str, Any] | None = None,
+) -> int:
+    """Write one block's arrays at ``start`` and record its checksum; returns the checksum.
+
+    ``arrays`` maps array names to the block's values (first axis = samples). Idempotent:
+    a retried task writes the same bytes again.
+    """
+    root = zarr.open_group(path, mode="r+", storage_options=storage_options)
+    block_size = root.attrs[fmt.ROOT_ATTRS_KEY]["block_size"]
+    if start != block_index * block_size:
+        raise ValueError(f"block {block_index} must start at {block_index * block_size}")
+    for name, values in arrays.items():
+        root[name][start : start + len(values)] = values
+    checksum = block_checksum(arrays)
+    root[fmt.BLOCK_CHECKSUM][block_index] = checksum
+    return checksum
+
+
+def finalize_store(
+    path: str, attrs_update: dict[str, Any], storage_options: dict[str, Any] | None = None
+) -> None:
+    """Mark a store complete, with its final attributes, and consolidate its metadata."""
+    root = zarr.open_group(path, mode="r+", storage_options=storage_options)
+    attrs = dict(root.attrs[fmt.ROOT_ATTRS_KEY])
+    attrs.update(attrs_update)
+    attrs["complete"] = True
+    attrs["finished"] = _now()
+    root.attrs[fmt.ROOT_ATTRS_KEY] = attrs
+    with warnings.catch_warnings():
+        # Consolidated metadata is what lets xarray open the store in one read; zarr warns
+        # that it is not (yet) in the v3 spec, which is known and accepted here.
+        warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(root.store)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+class PlanktonStore:
+    """Lazy access to a plankton store: arrays stay on disk until sliced.
+
+    Use :func:`open_store` to get one.
+    """
+
+    def __init__(self, group: zarr.Group, path: str) -> None:
+        self.group = group
+        self.path = path
+        self.attrs: dict[str, Any] = dict(group.attrs[fmt.ROOT_ATTRS_KEY])
+
+    def __repr__(self) -> str:
+        h, w = self.image_size
+        return (
+            f"<PlanktonStore {self.path!r}: {self.n_samples} samples of {h}x{w}, "
+            f"{len(self.class_names)} classes by {self.label_column}>"
+        )
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.attrs["class_names"])
+
+    @property
+    def label_column(self) -> str:
+        return self.attrs["label_column"]
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the store's content: input fingerprint + build options."""
+        return self.attrs["store_fingerprint"]
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.attrs.get("complete"))
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.group[fmt.IMAGES].shape[0])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.group[fmt.IMAGES].shape[1:])  # type: ignore[return-value]
+
+    @property
+    def images(self) -> zarr.Array:
+        """The ``(sample, y, x)`` uint8 array, lazily (slice it to read)."""
+        return self.group[fmt.IMAGES]
+
+    def array(self, name: str) -> zarr.Array:
+        """Any array of the store by its name in :mod:`plankton_store.format`."""
+        return self.group[name]
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        """All label codes (int16), loaded once."""
+        return self.group[fmt.LABEL][:]
+
+    @cached_property
+    def splits(self) -> np.ndarray:
+        """All split codes (int8), loaded once; -1 marks a sample whose image was rejected."""
+        return self.group[fmt.SPLIT][:]
+
+    def split_indices(self, split: str | fmt.Split) -> np.ndarray:
+        """Sample indices of one split (``"train"``, ``"val"``, ``"test"``), ascending."""
+        code = fmt.Split[split.upper()] if isinstance(split, str) else split
+        return np.flatnonzero(self.splits == code)
+
+    @property
+    def feature_tables(self) -> list[str]:
+        """Names of the feature tables, e.g. ``["native"]``."""
+        prefix = fmt.FEATURES_PREFIX
+        return sorted(k[len(prefix) :] for k in self.group.array_keys() if k.startswith(prefix))
+
+    def features(self, table: str) -> tuple[zarr.Array, list[str]]:
+        """A feature table as a lazy ``(sample, feature)`` float32 array and its column names."""
+        arr = self.group[fmt.features_array_name(table)]
+        return arr, list(arr.attrs["columns"])
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Stored samples per class and split, from the attributes."""
+        return self.attrs["counts"]
+
+    def to_xarray(self):  # noqa: ANN201 - xarray is an optional import
+        """The store as an ``xarray.Dataset`` (lazy, dask-backed)."""
+        import xarray as xr
+
+        return xr.open_zarr(self.path)
+
+
+def open_store(
+    path: str,
+    allow_incomplete: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> PlanktonStore:
+    """Open a plankton store for reading.
+
+    Parameters
+    ----------
+    path
+        Local path or fsspec URL.
+    allow_incomplete
+        Open a store whose build never finished (its unwritten blocks read as zeros).
+
+    Raises
+    ------
+    StoreFormatError
+        If ``path`` is not a plankton store or has a newer format version.
+    IncompleteStoreError
+        If the build never finished and ``allow_incomplete`` is False.
+    """
+    try:
+        group = zarr.open_group(path, mode="r", storage_options=storage_options)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        raise StoreFormatError(
+            f"no store at {path}: build one with `plankton-jobs build-store SOURCE {path}`"
+        ) from None
+    attrs = group.attrs.get(fmt.ROOT_ATTRS_KEY)
+    if not isinstance(attrs, dict) or attrs.get("format") != fmt.FORMAT_NAME:
+        raise StoreFormatError(f"{path} is a Zarr group but not a {fmt.FORMAT_NAME}")
+    version = attrs.get("format_version")
+    if version != fmt.FORMAT_VERSION:
+        raise StoreFormatError(
+            f"{path} has store format version {version}; this plankton-jobs reads version "
+            f"{fmt.FORMAT_VERSION}: rebuild the store or install a matching plankton-jobs"
+        )
+    if not attrs.get("complete") and not allow_incomplete:
+        raise IncompleteStoreError(
+            f"{path} is incomplete: its build was interrupted or is still running. "
+            "Run `plankton-jobs build-store --resume` to finish it, or open it with "
+            "allow_incomplete=True to read it anyway."
+        )
+    return PlanktonStore(group, path)

@@ -1,0 +1,99 @@
+"""Shared fixtures: small hand-made exports and one Dask cluster for the whole session."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shape_image(label_index: int, height: int, width: int, rng: np.random.Generator) -> Image.Image:
+    """A light image with a dark shape whose kind depends on the class index."""
+    im = Image.new("L", (width, height), int(rng.integers(200, 240)))
+    draw = ImageDraw.Draw(im)
+    box = [width * 0.2, height * 0.2, width * 0.8, height * 0.8]
+    ink = int(rng.integers(20, 80))
+    kind = label_index % 3
+    if kind == 0:
+        draw.ellipse(box, fill=ink)
+    elif kind == 1:
+        draw.rectangle(box, fill=ink)
+    else:
+        draw.line([box[0], box[1], box[2], box[3]], fill=ink, width=max(1, width // 8))
+    return im
+
+
+def jpeg(im: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def write_flowcam_export(
+    root: Path,
+    class_counts: Mapping[str, int],
+    seed: int = 0,
+    extra_images: Mapping[str, bytes] | None = None,
+    with_features: bool = True,
+) -> Path:
+    """A FlowCam-layout export: meta.csv, imgs.zip and features_native.csv.gz.
+
+    Objids start at 1000 and follow the row order; ``extra_images`` adds or replaces zip
+    members (for bad-input cases).
+    """
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    labels = [name for name, n in class_counts.items() for _ in range(n)]
+    labels = [labels[i] for i in rng.permutation(len(labels))]
+    names = sorted(class_counts)
+    lines = ["objid,status,level1,level2"]
+    members: dict[str, bytes] = {}
+    features = ["objid,area,mean"]
+    for i, label in enumerate(labels):
+        objid = 1000 + i
+        lines.append(f"{objid},validated,{label}_fine,{label}")
+        h, w = int(rng.integers(12, 120)), int(rng.integers(10, 90))
+        im = shape_image(names.index(label) if label else 0, h, w, rng)
+        members[f"imgs/{objid}.jpg"] = jpeg(im)
+        arr = np.asarray(im)
+        features.append(f"{objid},{int((arr < 128).sum())},{arr.mean():.3f}")
+    members.update(extra_images or {})
+    (root / "meta.csv").write_text("\n".join(lines) + "\n")
+    with zipfile.ZipFile(root / "imgs.zip", "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    if with_features:
+        with gzip.open(root / "features_native.csv.gz", "wt") as f:
+            f.write("\n".join(features) + "\n")
+    return root
+
+
+#: Class sizes of the small standard test export: imbalanced, one class too small to split.
+SMALL_COUNTS = {"detritus": 120, "copepod": 40, "diatom": 25, "rare": 4, "single": 1, "artefact": 6}
+
+
+@pytest.fixture(scope="session")
+def small_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_flowcam_export(tmp_path_factory.mktemp("small") / "export", SMALL_COUNTS)
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Iterator[object]:
+    """Two single-threaded worker processes, shared by every test that needs Dask."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
