@@ -994,7 +994,7 @@ def render_image(
     background = bg - rng.uniform(0, 10) * (yy + xx)  # vignetting: darker corners
     dark = rng.uniform(10, 40)
     img = background - ink * (background - dark)
-    img += rng.normal(0, rng.uniform(1.0, 2.5), (h, w)).astype(np.float32)
+    img += rng.uniform(1.0, 2.5) * rng.standard_normal((h, w), dtype=np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
