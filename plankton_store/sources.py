@@ -60,8 +60,6 @@ _FEATURE_FILE = re.compile(r"^features_(?P<name>[A-Za-z0-9_]+)\.csv(?:\.gz)?$")
 _INT_RE = r"\s*[+-]?\d+\s*"
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
-# Splits a reference into stem and extension ("imgs/a/42.jpg" -> "42", ".jpg").
-_STEM_EXT_RE = r"^(?:.*/)?(?P<stem>[^/]*?)(?P<ext>\.[^./]*)?$"
 
 
 class ExportError(ValueError):
@@ -433,8 +431,9 @@ def _parse_meta(
 
     Returns the rows with the header's number of fields, the 1-based line on which each
     of them starts (the header is line 1) and ``(line, fields)`` of every malformed row.
-    The csv module is used rather than pandas because pandas' bad-line hook does not
-    say on which line the bad row was.
+    A well-formed file is read by pandas' C parser; a file with malformed rows by the csv
+    module (several times slower), because pandas' bad-line hook says neither on which
+    line a bad row was nor, for a short row, that it was bad.
     """
     try:
         text = data.decode("utf-8-sig")
@@ -445,20 +444,89 @@ def _parse_meta(
     first = text.split("\n", 1)[0]
     # EcoTaxa also writes tab-separated tables; accept them under the same name.
     delimiter = "\t" if "\t" in first and "," not in first else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        header = next(reader, None)
-        if not header:
-            raise ExportError(f"{meta_path}: empty; it needs a header line (objid,...)")
-        dupes = sorted({h for h in header if header.count(h) > 1})
-        if dupes:
-            raise ExportError(
-                f"{meta_path}: duplicate column names {dupes}; give each column a unique name"
-            )
-        width = len(header)
-        good: list[list[str]] = []
-        good_lines: list[int] = []
-        bad: list[tuple[int, int]] = []
+        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), None)
+    except csv.Error as e:
+        raise ExportError(f"{meta_path}: unreadable CSV header ({e}); fix line 1") from None
+    if not header:
+        raise ExportError(f"{meta_path}: empty; it needs a header line (objid,...)")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise ExportError(
+            f"{meta_path}: duplicate column names {dupes}; give each column a unique name"
+        )
+    scan = _scan_records(data, delimiter)
+    if scan is not None and len(scan[0]) > 1 and (scan[1] == len(header)).all():
+        meta = _read_meta_fast(text, delimiter, header, len(scan[0]) - 1)
+        if meta is not None:
+            return meta, scan[0][1:], []
+    return _read_meta_csv(meta_path, text, delimiter, header)
+
+
+def _scan_records(data: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Start line and number of fields of every non-blank CSV record, vectorised.
+
+    A newline or delimiter ends a record or field only outside quotes, i.e. after an even
+    number of quote characters. A stray quote inside an unquoted field breaks this rule:
+    then None (odd number of quotes) or counts that disagree with the parser's, and the
+    caller falls back to the csv module.
+    """
+    b = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(b == ord("\n"))
+    sep = np.flatnonzero(b == ord(delimiter))
+    quotes = np.flatnonzero(b == ord('"'))
+    if len(quotes) % 2:
+        return None
+    ends = nl
+    if len(quotes):
+        ends = nl[np.searchsorted(quotes, nl) % 2 == 0]
+        sep = sep[np.searchsorted(quotes, sep) % 2 == 0]
+    if len(b) and b[-1] != ord("\n"):
+        ends = np.append(ends, len(b))
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    length = ends - starts
+    blank = length == 0
+    one = np.flatnonzero(length == 1)
+    blank[one] = b[starts[one]] == ord("\r")
+    fields = np.bincount(np.searchsorted(ends, sep), minlength=len(ends)) + 1
+    lines = np.searchsorted(nl, starts) + 1
+    return lines[~blank].astype(np.int64), fields[~blank]
+
+
+def _read_meta_fast(
+    text: str, delimiter: str, header: list[str], n_rows: int
+) -> pd.DataFrame | None:
+    """pandas' C parser; None when its reading disagrees with :func:`_scan_records`."""
+    try:
+        meta = pd.read_csv(
+            io.StringIO(text),
+            sep=delimiter,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            engine="c",
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error):
+        return None
+    ok = (
+        list(meta.columns) == header
+        and isinstance(meta.index, pd.RangeIndex)
+        and len(meta) == n_rows
+    )
+    return meta if ok else None
+
+
+def _read_meta_csv(
+    meta_path: Path, text: str, delimiter: str, header: list[str]
+) -> tuple[pd.DataFrame, np.ndarray, list[tuple[int, int]]]:
+    """The csv-module reader: slower, but it knows the line of every record."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    width = len(header)
+    good: list[list[str]] = []
+    good_lines: list[int] = []
+    bad: list[tuple[int, int]] = []
+    try:
+        next(reader)
         last = reader.line_num
         for row in reader:
             start, last = last + 1, reader.line_num
@@ -475,8 +543,6 @@ def _parse_meta(
     meta = pd.DataFrame(
         {name: pd.array(list(col), dtype="str") for name, col in zip(header, columns, strict=True)}
     )
-    if not good:
-        meta = pd.DataFrame({name: pd.array([], dtype="str") for name in header})
     return meta, np.asarray(good_lines, dtype=np.int64), bad
 
 
@@ -498,21 +564,23 @@ def _is_unsafe(ref: str) -> bool:
     return ref.startswith(("/", "\\")) or bool(re.match(r"[A-Za-z]:", ref)) or ".." in parts
 
 
+def _split_name(name: str) -> tuple[str, str]:
+    """``"imgs/a/42.jpg"`` -> ``("42", ".jpg")``; ``".DS_Store"`` -> ``("", ".DS_Store")``."""
+    stem, dot, ext = name.rpartition("/")[2].rpartition(".")
+    return (stem, dot + ext) if dot else (ext, "")
+
+
 def _ref_frame(names: list[str]) -> pd.DataFrame:
     """Columns ``ref``, ``stem``, ``ext`` (with its dot, as written) and ``unsafe``."""
-    ref = pd.Series(names, dtype="str")
-    parts = ref.str.extract(_STEM_EXT_RE)
-    unsafe = (
-        ref.str.startswith(("/", "\\"))
-        | ref.str.match(r"[A-Za-z]:")
-        | ref.str.contains(r"(?:^|[/\\])\.\.(?:[/\\]|$)", regex=True)
-    )
+    # Plain comprehensions: several times faster than pandas string methods here.
+    parts = [_split_name(n) for n in names]
+    unsafe = [n[:1] in ("/", "\\") or (".." in n or ":" in n) and _is_unsafe(n) for n in names]
     return pd.DataFrame(
         {
-            "ref": ref,
-            "stem": parts["stem"].fillna("").astype("str"),
-            "ext": parts["ext"].fillna("").astype("str"),
-            "unsafe": unsafe.astype(bool),
+            "ref": pd.Series(names, dtype="str"),
+            "stem": pd.Series([p[0] for p in parts], dtype="str"),
+            "ext": pd.Series([p[1] for p in parts], dtype="str"),
+            "unsafe": np.asarray(unsafe, dtype=bool),
         }
     )
 

@@ -614,3 +614,72 @@ def test_empty_or_missing_folder(tmp_path: Path) -> None:
 
 def test_export_error_is_a_value_error() -> None:
     assert issubclass(ExportError, ValueError)
+
+
+# --------------------------------------------------------------------------- CSV parsing paths
+
+TRICKY_META = (
+    "\ufeffobjid,level2,note\r\n"
+    '1,copepod,"a, b"\r\n'
+    "\r\n"
+    '2,"multi\r\nline",""\r\n'
+    '3,copepod,"say ""hi"""\r\n'
+    "2,diatom,x"  # no final newline
+)
+
+
+def test_fast_and_csv_parsers_agree(tmp_path: Path) -> None:
+    """The pandas fast path and the csv-module path give the same rows and lines."""
+    from plankton_store.sources import _read_meta_csv, _read_meta_fast, _scan_records
+
+    data = TRICKY_META.encode()
+    scan = _scan_records(data, ",")
+    assert scan is not None
+    lines, fields = scan
+    assert lines.tolist() == [1, 2, 4, 6, 7] and fields.tolist() == [3] * 5
+    text = data.decode("utf-8-sig")
+    header = ["objid", "level2", "note"]
+    fast = _read_meta_fast(text, ",", header, len(lines) - 1)
+    slow, slow_lines, bad = _read_meta_csv(tmp_path / "meta.csv", text, ",", header)
+    assert fast is not None and bad == []
+    pd.testing.assert_frame_equal(fast, slow)
+    assert slow_lines.tolist() == lines[1:].tolist()
+    assert fast["note"].tolist() == ["a, b", "", 'say "hi"', "x"]
+
+
+def test_duplicate_line_numbers_after_multiline_cell(tmp_path: Path) -> None:
+    images = {f"imgs/{i}.jpg": jpeg_bytes(i) for i in (1, 2, 3)}
+    export = read_export(make_export(tmp_path, images=images, meta_text=TRICKY_META))
+    check_invariant(export)
+    assert export.table["label"].tolist() == ["copepod", "multi\r\nline", "copepod"]
+    assert reasons(export) == ["duplicate objid 2 (first seen on line 4)"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A stray quote inside an unquoted field: literal, as the csv module reads it.
+        ('objid,level2\n1,12" net\n2,copepod\n', ['12" net', "copepod"]),
+        # A whitespace-only line is a malformed row (1 field), not a blank one.
+        ("objid,level2\n1,a\n   \n2,b\n", ["a", "b"]),
+    ],
+)
+def test_odd_but_readable_csv(tmp_path: Path, text: str, expected: list[str]) -> None:
+    images = {"imgs/1.jpg": b"1", "imgs/2.jpg": b"2"}
+    export = read_export(make_export(tmp_path, images=images, meta_text=text))
+    check_invariant(export)
+    assert export.table["label"].tolist() == expected
+    if "   " in text:
+        assert reasons(export) == ["malformed CSV line 3: expected 2 fields, saw 1"]
+
+
+def test_well_formed_meta_takes_the_fast_path(tmp_path: Path, monkeypatch) -> None:
+    import plankton_store.sources as sources
+
+    def fail(*args: object) -> None:
+        raise AssertionError("the csv-module fallback ran on a well-formed meta.csv")
+
+    monkeypatch.setattr(sources, "_read_meta_csv", fail)
+    images = {f"imgs/{i}.jpg": jpeg_bytes(i) for i in (1, 2, 3)}
+    export = read_export(make_export(tmp_path, images=images, meta_text=TRICKY_META))
+    assert len(export.table) == 3
