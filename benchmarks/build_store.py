@@ -1,0 +1,135 @@
+"""Benchmark build-store end to end against the decode + resize limit measured in the same run.
+
+    python benchmarks/build_store.py --scale 1.0            # full 243,610-image demo export
+    python benchmarks/build_store.py --export ../shared/data/ndsb-dev   # any export
+
+Prints images/s of the whole build (read export, plan, Dask tasks, write, finalize), the
+single-core Pillow decode + resize rate on the same images, the limit for the cluster
+(workers x single-core rate), the ratio of the two, and the peak memory of each worker.
+Targets (issue 3, on 2 cores): >= 13,000 images/s, >= 0.8 of the limit, <= 1 GiB per worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from jobs.build_store import build_store
+from plankton_store.imageops import RESAMPLE
+from plankton_store.plan import BuildOptions
+from plankton_store.sources import read_export
+
+TARGET_IMAGES_PER_SECOND = 13_000
+TARGET_FRACTION_OF_LIMIT = 0.8
+TARGET_WORKER_MEMORY = 1 << 30
+
+
+def demo_export(scale: float, seed: int, cache: Path) -> Path:
+    """The demo export at ``scale``, generated once and kept in ``cache``."""
+    from plankton_store.synthetic import make_demo_export
+
+    out = cache / f"demo-scale{scale:g}-seed{seed}"
+    if not (out / "meta.csv").exists():
+        started = time.perf_counter()
+        make_demo_export(out, scale=scale, seed=seed)
+        print(f"generated {out} in {time.perf_counter() - started:.0f} s")
+    return out
+
+
+def single_core_rate(export_dir: Path, size: tuple[int, int], n: int = 4000) -> float:
+    """Images/s of a bare Pillow decode + grayscale + resize loop on one core (bytes in RAM).
+
+    It uses Pillow's fastest grayscale path (JPEG draft mode "L", which decodes only the luma
+    channel of colour JPEGs), so the limit is what Pillow itself can do, not a slow baseline.
+    """
+    export = read_export(export_dir)
+    refs = export.table["image"].sample(min(n, len(export.table)), random_state=0).tolist()
+    blobs = [export.fetcher.fetch(ref) for ref in refs]
+    started = time.perf_counter()
+    for data in blobs:
+        with Image.open(io.BytesIO(data)) as im:
+            im.draft("L", im.size)
+            np.asarray(im.convert("L").resize((size[1], size[0]), RESAMPLE))
+    return len(blobs) / (time.perf_counter() - started)
+
+
+def worker_peak_memory(client) -> dict[str, int]:
+    """Peak resident memory (bytes) of each worker process since it started."""
+
+    def peak() -> int:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    return client.run(peak)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="demo export scale")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export", type=Path, help="use this export instead of the demo one")
+    parser.add_argument(
+        "--cache", type=Path, default=Path(tempfile.gettempdir()) / "plankton-bench"
+    )
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--block-size", type=int, default=4096)
+    parser.add_argument("--resize", default="stretch", choices=["stretch", "pad"])
+    args = parser.parse_args()
+
+    from distributed import Client, LocalCluster
+
+    export_dir = args.export or demo_export(args.scale, args.seed, args.cache)
+    options = BuildOptions(
+        block_size=args.block_size, chunk_size=512, resize_mode=args.resize, max_per_class=None
+    )
+    store = Path(tempfile.mkdtemp(prefix="bench-store-")) / "store.zarr"
+    with (
+        LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            memory_limit="2GiB",
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.run(lambda: None)  # workers up before the clock starts
+        started = time.perf_counter()
+        summary = build_store(str(export_dir), str(store), options, client, progress=True)
+        seconds = time.perf_counter() - started
+        peaks = worker_peak_memory(client)
+    shutil.rmtree(store.parent, ignore_errors=True)
+
+    rate = single_core_rate(export_dir, options.size)
+    limit = rate * args.workers
+    images_per_second = summary.samples / seconds
+    peak = max(peaks.values())
+    print()
+    print(f"export:                     {export_dir} ({summary.rows_read} rows)")
+    print(f"samples stored:             {summary.samples} ({summary.augmented_copies} copies)")
+    print(f"build seconds:              {seconds:.1f}")
+    print(f"build images/s:             {images_per_second:,.0f}")
+    print(f"single-core decode+resize:  {rate:,.0f} images/s")
+    print(f"limit ({args.workers} workers):          {limit:,.0f} images/s")
+    print(
+        f"ratio build / limit:        {images_per_second / limit:.2f} "
+        f"(target >= {TARGET_FRACTION_OF_LIMIT})"
+    )
+    print(
+        f"ratio build / 13,000:       {images_per_second / TARGET_IMAGES_PER_SECOND:.2f} "
+        "(target >= 1)"
+    )
+    print(
+        f"peak worker memory:         {peak / 2**20:,.0f} MiB "
+        f"(ratio to 1 GiB: {peak / TARGET_WORKER_MEMORY:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
