@@ -1,0 +1,121 @@
+"""Evaluation figures computed from predictions: pure functions, no I/O, no plotting.
+
+Every figure is defined over the model's class list (``class_names``), so a class that the
+model knows but that has no sample in the evaluated data still gets a row (support 0), and
+its precision, recall and F1 follow scikit-learn's ``zero_division=0`` convention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+PER_CLASS_COLUMNS = ("class", "support", "precision", "recall", "f1")
+
+
+def per_class_table(
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]
+) -> pd.DataFrame:
+    """Precision, recall, F1 and support of every class, in class-list order.
+
+    Parameters
+    ----------
+    y_true, y_pred : numpy.ndarray
+        Integer class indices into ``class_names``.
+    class_names : sequence of str
+        The model's classes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`PER_CLASS_COLUMNS`; the same figures as
+        ``sklearn.metrics.classification_report`` with ``labels=range(len(class_names))``.
+    """
+    labels = np.arange(len(class_names))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    return pd.DataFrame(
+        {
+            "class": list(class_names),
+            "support": support.astype(np.int64),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        }
+    )
+
+
+def top_k_accuracy(y_true: np.ndarray, proba: np.ndarray, k: int = 3) -> float:
+    """Share of samples whose true class is among the ``k`` most probable ones.
+
+    Ties are broken by class index (a stable sort), as :func:`top_k` does.
+    """
+    if len(y_true) == 0:
+        return float("nan")
+    k = min(k, proba.shape[1])
+    top = top_k_indices(proba, k)
+    return float((top == np.asarray(y_true)[:, None]).any(axis=1).mean())
+
+
+def top_k_indices(proba: np.ndarray, k: int) -> np.ndarray:
+    """``(n, k)`` class indices, most probable first (ties: lower index first)."""
+    order = np.argsort(-proba, axis=1, kind="stable")
+    return order[:, : min(k, proba.shape[1])]
+
+
+def format_top_k(proba: np.ndarray, class_names: Sequence[str], k: int = 3) -> list[str]:
+    """Each row's ``k`` best classes as ``"a:0.71|b:0.20|c:0.05"``."""
+    top = top_k_indices(proba, k)
+    values = np.take_along_axis(proba, top, axis=1)
+    names = np.asarray(class_names, dtype=object)
+    return [
+        "|".join(f"{names[c]}:{p:.2f}" for c, p in zip(row, vals, strict=True))
+        for row, vals in zip(top, values, strict=True)
+    ]
+
+
+def summary_metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    class_names: Sequence[str],
+    proba: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Overall figures: accuracy, macro-F1, weighted-F1, balanced accuracy, top-3 accuracy.
+
+    Macro-F1 averages over the classes that occur in ``y_true`` or ``y_pred`` (scikit-learn's
+    ``f1_score(average="macro")``): a class with no test sample that is never predicted
+    would otherwise count as F1 0. Balanced accuracy is the mean recall over the classes
+    present in ``y_true`` (``balanced_accuracy_score``). ``top3_accuracy`` is None without
+    probabilities.
+    """
+    table = per_class_table(y_true, y_pred, class_names)
+    support = table["support"].to_numpy()
+    present = support > 0
+    seen = present | np.isin(np.arange(len(class_names)), y_pred)
+    n = int(len(y_true))
+    return {
+        "n_samples": n,
+        "n_classes": len(class_names),
+        "n_classes_present": int(present.sum()),
+        "accuracy": float(np.mean(y_true == y_pred)) if n else float("nan"),
+        "macro_f1": float(table["f1"][seen].mean()) if n else float("nan"),
+        "weighted_f1": float(np.average(table["f1"], weights=support)) if n else float("nan"),
+        "balanced_accuracy": float(table["recall"][present].mean()) if n else float("nan"),
+        "top3_accuracy": None if proba is None else top_k_accuracy(y_true, proba, 3),
+    }
+
+
+def normalised_confusion(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Confusion counts and their row-normalised form (rows = true class; an empty row is 0)."""
+    counts = confusion_matrix(y_true, y_pred, labels=np.arange(n_classes))
+    totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(totals > 0, counts / np.maximum(totals, 1), 0.0)
+    return counts, rates
