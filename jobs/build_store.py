@@ -14,12 +14,13 @@ import click
 import fsspec
 import numpy as np
 import pandas as pd
+import zarr
 
 from jobs.cluster import cluster_options, dask_client
 from plankton_store import __version__
 from plankton_store import format as fmt
-from plankton_store.build import BlockResult, block_tasks, run_block
-from plankton_store.imageops import RESIZE_MODES, parse_size
+from plankton_store.build import BlockResult, BlockTask, block_tasks, run_block
+from plankton_store.imageops import RESIZE_MODES, parse_size, prepare_images
 from plankton_store.plan import (
     DEFAULT_AUGMENTATIONS,
     DEFAULT_DROP_CLASSES,
@@ -29,7 +30,7 @@ from plankton_store.plan import (
     make_plan,
 )
 from plankton_store.sources import Export, ExportError, read_export
-from plankton_store.store import StoreLayout, create_store, finalize_store
+from plankton_store.store import StoreLayout, create_store, finalize_store, store_state
 
 
 @dataclass
@@ -59,9 +60,13 @@ class BuildSummary:
         return {str(k): int(v) for k, v in kinds.value_counts().items()}
 
 
-def store_exists(store: str, storage_options: dict[str, Any] | None = None) -> bool:
-    fs, path = fsspec.core.url_to_fs(store, **(storage_options or {}))
-    return fs.exists(path)
+class StoreExistsError(FileExistsError):
+    """The target store exists and the user did not ask to replace or resume it."""
+
+
+def staging_path(store: str) -> str:
+    """Where a rebuild over a complete store is written until it has finished."""
+    return store.rstrip("/") + ".building"
 
 
 def aligned_features(export: Export, plan: BuildPlan) -> dict[str, np.ndarray]:
@@ -84,6 +89,7 @@ def build_store(
     options: BuildOptions,
     client: Any,
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = click.echo,
     storage_options: dict[str, Any] | None = None,
@@ -97,19 +103,51 @@ def build_store(
     store
         Path or fsspec URL of the store to create.
     options
-        Plan and image options (label column, split fractions, size, ...).
+        Plan and image options (label column, split fractions, size, ...). Ignored with
+        ``resume``: an interrupted build resumes with the options it started with.
     client
         A ``distributed.Client``.
     overwrite
-        Replace an existing store at ``store``.
+        Replace an existing store. A complete store is replaced only once the new build has
+        finished (it is built beside it, in ``STORE.building``), so a failed rebuild never
+        destroys it.
+    resume
+        Finish an interrupted build: only the blocks that were never written are run.
 
     Returns
     -------
     BuildSummary
+
+    Raises
+    ------
+    StoreExistsError
+        ``store`` exists and neither ``overwrite`` nor ``resume`` applies.
+    ExportError
+        A structural problem with the export, or (resume) the export changed.
     """
     started = time.perf_counter()
-    if store_exists(store, storage_options) and not overwrite:
-        raise FileExistsError(f"{store} already exists: pass --overwrite to replace it")
+    state = store_state(store, storage_options)
+    fs, fs_path = fsspec.core.url_to_fs(store, **(storage_options or {}))
+    if resume:
+        if state != "incomplete":
+            raise StoreExistsError(
+                f"nothing to resume at {store}: it is "
+                + ("absent" if state is None else f"a {state} store")
+                + (" (run without --resume)" if state in (None, "complete") else "")
+            )
+        attrs = zarr.open_group(store, mode="r", storage_options=storage_options).attrs
+        options = BuildOptions.from_attrs(attrs[fmt.ROOT_ATTRS_KEY]["build_options"])
+        echo(f"Resuming {store} with the options it was started with")
+    elif state is not None and not overwrite:
+        hint = (
+            "pass --resume to finish it or --overwrite to start again"
+            if state == "incomplete"
+            else "pass --overwrite to replace it"
+        )
+        raise StoreExistsError(f"{store} already exists ({state or 'not a store'}): {hint}")
+    # A complete store is kept until its replacement has finished.
+    target = staging_path(store) if state == "complete" and not resume else store
+
     export = read_export(source, label_column=options.label_column)
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
     plan = make_plan(export.table, options, export.rejects, export.rows_read)
@@ -119,6 +157,54 @@ def build_store(
             f"(see the reasons with --label-column / --drop-class)"
         )
     features = aligned_features(export, plan)
+    tasks = block_tasks(
+        target,
+        plan.samples,
+        options.block_size,
+        features,
+        options.size,
+        options.resize_mode,  # type: ignore[arg-type]
+        storage_options,
+    )
+    if resume:
+        done_results, tasks = _resume_state(target, tasks, export, storage_options)
+    else:
+        done_results = []
+        _create(target, export, plan, options, storage_options)
+    echo(
+        f"Planned {len(plan.samples)} samples in {len(tasks) + len(done_results)} blocks of "
+        f"{options.block_size}" + (f"; {len(tasks)} left to build" if resume else "")
+    )
+    results = done_results + _run_blocks(client, tasks, export.fetcher.fetch, progress)
+    summary = _summarise(store, plan, sorted(results, key=lambda r: r.block_index), started)
+    _write_rejects(target, summary.rejects, storage_options)
+    finalize_store(
+        target,
+        {
+            "counts": summary.counts,
+            "rows_read": summary.rows_read,
+            "rows_stored": summary.rows_stored,
+            "augmented_copies": summary.augmented_copies,
+            "rows_rejected": len(summary.rejects),
+            "reject_reasons": summary.reject_reasons(),
+            "notes": summary.notes,
+            "build_seconds": round(time.perf_counter() - started, 3),
+        },
+        storage_options=storage_options,
+    )
+    if target != store:
+        _replace(fs, fs_path, fsspec.core.url_to_fs(target, **(storage_options or {}))[1])
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _create(
+    target: str,
+    export: Export,
+    plan: BuildPlan,
+    options: BuildOptions,
+    storage_options: dict[str, Any] | None,
+) -> None:
     feature_columns = {t: [str(c) for c in f.columns] for t, f in export.features.items()}
     store_fingerprint = hashlib.sha256(
         json.dumps([export.fingerprint, options.to_attrs()], sort_keys=True).encode()
@@ -131,7 +217,7 @@ def build_store(
         feature_columns=feature_columns,
     )
     create_store(
-        store,
+        target,
         layout,
         {
             "class_names": plan.class_names,
@@ -141,45 +227,66 @@ def build_store(
             "image_size": list(options.size),
             "resize_mode": options.resize_mode,
             "build_options": options.to_attrs(),
-            "source": str(source),
+            "source": export.root,
             "source_layout": export.layout,
             "input_fingerprint": export.fingerprint,
             "store_fingerprint": store_fingerprint,
             "feature_columns": feature_columns,
             "plankton_jobs_version": __version__,
         },
-        overwrite=overwrite,
+        overwrite=True,  # the caller decided; a leftover staging store is replaced
         storage_options=storage_options,
     )
-    tasks = block_tasks(
-        store,
-        plan.samples,
-        options.block_size,
-        features,
-        options.size,
-        options.resize_mode,  # type: ignore[arg-type]
-        storage_options,
-    )
-    echo(f"Planned {len(plan.samples)} samples in {len(tasks)} blocks of {options.block_size}")
-    results = _run_blocks(client, tasks, export.fetcher.fetch, progress)
-    summary = _summarise(store, plan, results, started)
-    _write_rejects(store, summary.rejects, storage_options)
-    finalize_store(
-        store,
-        {
-            "counts": summary.counts,
-            "rows_read": summary.rows_read,
-            "rows_stored": summary.rows_stored,
-            "augmented_copies": summary.augmented_copies,
-            "rows_rejected": len(summary.rejects),
-            "reject_reasons": summary.reject_reasons(),
-            "notes": summary.notes,
-            "build_seconds": round(summary.seconds, 3),
-        },
-        storage_options=storage_options,
-    )
-    summary.seconds = time.perf_counter() - started
-    return summary
+
+
+def _resume_state(
+    target: str,
+    tasks: list[BlockTask],
+    export: Export,
+    storage_options: dict[str, Any] | None,
+) -> tuple[list[BlockResult], list[BlockTask]]:
+    """Split the blocks of an interrupted build into finished results and tasks to run.
+
+    Finished blocks are trusted by their recorded checksum; the reasons of their rejected
+    images are recovered by decoding just those images again.
+    """
+    group = zarr.open_group(target, mode="r", storage_options=storage_options)
+    recorded = group.attrs[fmt.ROOT_ATTRS_KEY]["input_fingerprint"]
+    if recorded != export.fingerprint:
+        raise ExportError(
+            f"the export changed since the build of {target} started (fingerprint "
+            f"{export.fingerprint} != {recorded}): rebuild with --overwrite instead of --resume"
+        )
+    checksums = group[fmt.BLOCK_CHECKSUM][:]
+    splits = group[fmt.SPLIT]
+    done, todo = [], []
+    for task in tasks:
+        checksum = int(checksums[task.block_index])
+        if checksum == 0:
+            todo.append(task)
+            continue
+        rejected = np.flatnonzero(splits[task.start : task.start + len(task)] < 0)
+        failures = {}
+        if len(rejected):
+            ops = [fmt.AUGMENTATIONS[task.columns[fmt.AUGMENTATION][i]] for i in rejected]
+            refs = [task.refs[i] for i in rejected]
+            *_, found = prepare_images(export.fetcher.fetch, refs, ops, task.size, task.resize_mode)
+            failures = {int(rejected[i]): reason for i, reason in found.items()}
+        done.append(BlockResult(task.block_index, task.start, len(task), checksum, failures))
+    return done, todo
+
+
+def _replace(fs: Any, store_path: str, new_path: str) -> None:
+    """Swap a finished rebuild in for the old store (and its rejects table)."""
+    old = store_path.rstrip("/") + ".old"
+    if fs.exists(old):
+        fs.rm(old, recursive=True)
+    fs.mv(store_path, old, recursive=True)
+    fs.mv(new_path, store_path, recursive=True)
+    new_rejects, rejects = fmt.rejects_path(new_path), fmt.rejects_path(store_path)
+    if fs.exists(new_rejects):
+        fs.mv(new_rejects, rejects)
+    fs.rm(old, recursive=True)
 
 
 def _run_blocks(
@@ -356,6 +463,12 @@ def format_summary(summary: BuildSummary) -> str:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at STORE.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Finish an interrupted build of STORE: only blocks never written are run, with the "
+    "options the build started with.",
+)
 @cluster_options
 def build_store_command(
     source: str,
@@ -374,6 +487,7 @@ def build_store_command(
     chunk_size: int,
     seed: int,
     overwrite: bool,
+    resume: bool,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -401,11 +515,19 @@ def build_store_command(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if store_exists(store) and not overwrite:
-        raise click.UsageError(f"{store} already exists: pass --overwrite to replace it")
+    if overwrite and resume:
+        raise click.UsageError("--overwrite and --resume exclude each other")
+    state = store_state(store)
+    if state is not None and not (overwrite or resume):
+        raise click.UsageError(
+            f"{store} already exists ({state}): pass --overwrite to replace it"
+            + (" or --resume to finish it" if state == "incomplete" else "")
+        )
     with dask_client(workers, scheduler, cluster_config) as client:
         try:
-            summary = build_store(source, store, options, client, overwrite=overwrite)
-        except ExportError as exc:
+            summary = build_store(
+                source, store, options, client, overwrite=overwrite, resume=resume
+            )
+        except (ExportError, StoreExistsError) as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(format_summary(summary))

@@ -17,6 +17,8 @@ from plankton_store import __version__
 COMMANDS: dict[str, str] = {
     "make-demo-data": "jobs.make_demo_data:make_demo_data_command",
     "build-store": "jobs.build_store:build_store_command",
+    "train": "jobs.train:train_command",
+    "verify": "jobs.verify:verify_command",
 }
 
 
@@ -42,3 +44,7 @@ def main() -> None:
     Typical flow: make-demo-data (or use your FlowCam/EcoTaxa export) -> build-store -> train
     -> evaluate. Run `plankton-jobs COMMAND --help` for the options of each job.
     """
+
+
+if __name__ == "__main__":
+    main()

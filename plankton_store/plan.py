@@ -53,6 +53,11 @@ class BuildOptions:
         if unknown:
             raise ValueError(f"unknown augmentations {sorted(unknown)}; known {AUGMENTATIONS[1:]}")
 
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> BuildOptions:
+        """The options recorded in a store's attributes (inverse of :meth:`to_attrs`)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()})
+
     def to_attrs(self) -> dict:
         """JSON-ready dictionary for the store attributes."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

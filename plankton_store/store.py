@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import fsspec
 import numpy as np
 import zarr
 
@@ -149,6 +150,58 @@ def write_block(
     checksum = block_checksum(arrays)
     root[fmt.BLOCK_CHECKSUM][block_index] = checksum
     return checksum
+
+
+def block_array_names(group: zarr.Group) -> list[str]:
+    """Names of the arrays a block task writes (every array along ``sample``)."""
+    return sorted(k for k in group.array_keys() if k != fmt.BLOCK_CHECKSUM)
+
+
+def verify_blocks(path: str, storage_options: dict[str, Any] | None = None) -> dict[int, str]:
+    """Recompute every block's checksum from the stored arrays.
+
+    Returns
+    -------
+    dict
+        Block index -> what is wrong with it (not written, checksum mismatch, unreadable);
+        empty when every block is intact.
+    """
+    group = zarr.open_group(path, mode="r", storage_options=storage_options)
+    block_size = group.attrs[fmt.ROOT_ATTRS_KEY]["block_size"]
+    recorded = group[fmt.BLOCK_CHECKSUM][:]
+    names = block_array_names(group)
+    n = group[fmt.IMAGES].shape[0]
+    problems: dict[int, str] = {}
+    for index, expected in enumerate(recorded):
+        start, stop = index * block_size, min((index + 1) * block_size, n)
+        if expected == 0:
+            problems[index] = f"samples {start}-{stop - 1}: never written"
+            continue
+        try:
+            actual = block_checksum({name: group[name][start:stop] for name in names})
+        except Exception as exc:  # noqa: BLE001 - any codec failure means corruption
+            problems[index] = (
+                f"samples {start}-{stop - 1}: unreadable ({type(exc).__name__}: {exc})"
+            )
+            continue
+        if actual != expected:
+            problems[index] = (
+                f"samples {start}-{stop - 1}: checksum {actual:#x} != recorded {expected:#x}"
+            )
+    return problems
+
+
+def store_state(path: str, storage_options: dict[str, Any] | None = None) -> str | None:
+    """``None`` (nothing there), ``"complete"``, ``"incomplete"`` or ``"foreign"`` (not ours)."""
+    try:
+        group = zarr.open_group(path, mode="r", storage_options=storage_options)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        fs, fs_path = fsspec.core.url_to_fs(path, **(storage_options or {}))
+        return "foreign" if fs.exists(fs_path) else None
+    attrs = group.attrs.get(fmt.ROOT_ATTRS_KEY)
+    if not isinstance(attrs, dict) or attrs.get("format") != fmt.FORMAT_NAME:
+        return "foreign"
+    return "complete" if attrs.get("complete") else "incomplete"
 
 
 def finalize_store(
