@@ -97,3 +97,66 @@ def dask_client() -> Iterator[object]:
         Client(cluster) as client,
     ):
         yield client
+
+
+#: Build options of ``small_store``: small blocks so that even a small export spans shards.
+SMALL_STORE_OPTIONS = dict(block_size=32, chunk_size=16, augment_below=30, size=(32, 24))
+
+
+@pytest.fixture(scope="session")
+def small_store(small_export: Path, tmp_path_factory: pytest.TempPathFactory, dask_client) -> str:
+    """A store built from ``small_export`` (artefact dropped; 32x24 images)."""
+    from jobs.build_store import build_store
+    from plankton_store.plan import BuildOptions
+
+    path = str(tmp_path_factory.mktemp("small_store") / "store.zarr")
+    build_store(
+        str(small_export),
+        path,
+        BuildOptions(**SMALL_STORE_OPTIONS),
+        dask_client,
+        progress=False,
+        echo=lambda _: None,
+    )
+    return path
+
+
+def fit_small_model(store_path: str, model_dir: Path, kind: str = "mlp") -> Path:
+    """Save a tiny real scikit-learn model of ``store_path`` (logistic regression on the
+    standardised pixels for ``mlp``, on the feature tables + log sizes for ``features``)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from plankton_store.models import ModelInputs, TrainedModel, feature_matrix, save_model
+    from plankton_store.sampling import Normalisation
+    from plankton_store.store import open_store
+
+    store = open_store(store_path)
+    train = store.split_indices("train")
+    inputs = ModelInputs.from_store(store, train)
+    pixels = inputs.images.astype(np.float64)
+    norm = Normalisation(float(pixels.mean()), float(pixels.std()), (0.0, 0.0), (1.0, 1.0))
+    columns = {t: store.features(t)[1] for t in store.feature_tables} if kind == "features" else {}
+    if kind == "mlp":
+        x = norm.images(inputs.images).reshape(len(train), -1)
+    else:
+        x = np.nan_to_num(feature_matrix(inputs, columns))
+    estimator = LogisticRegression(max_iter=300).fit(x, store.labels[train])
+    model = TrainedModel(
+        kind=kind,
+        estimator=estimator,
+        class_names=store.class_names,
+        label_column=store.label_column,
+        store_fingerprint=store.fingerprint,
+        image_size=store.image_size,
+        resize_mode=store.attrs["resize_mode"],
+        normalisation=norm,
+        feature_columns=columns,
+    )
+    save_model(model_dir, model)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def small_model(small_store: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ``mlp``-kind model dir (a real, tiny scikit-learn model) of ``small_store``."""
+    return fit_small_model(small_store, tmp_path_factory.mktemp("models") / "mlp")

@@ -1,0 +1,205 @@
+"""The worker side of evaluate and predict: load a model once per process, predict a block.
+
+A block is thousands of samples (a store shard, or a slice of an export): Dask costs about
+2 ms per task, so there is never one task per image. Export images are decoded by
+:func:`plankton_store.imageops.prepare_images`, the very code build-store uses, at the
+model's image size and resize mode. TensorFlow is imported only by
+:func:`plankton_store.models.load_model`, and only for a Keras model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL_JSON = "model.json"
+KERAS_FILE = "model.keras"
+
+# One loaded model per (model folder, model.json mtime) and process: tasks of one job reuse it;
+# a retrained model (new mtime) is loaded afresh.
+_MODEL_CACHE: dict[tuple[str, int], Any] = {}
+_MODEL_LOCK = threading.Lock()
+
+
+class ModelMismatchError(ValueError):
+    """The model cannot score this data: other classes, label column or image format."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the client needs to know about a model, read from ``model.json`` only.
+
+    Reading the JSON keeps TensorFlow out of the client process.
+    """
+
+    model_dir: str
+    kind: str
+    class_names: list[str]
+    label_column: str
+    store_fingerprint: str
+    image_size: tuple[int, int]
+    resize_mode: str
+    feature_columns: dict[str, list[str]] = field(default_factory=dict)
+    is_keras: bool = False
+
+    @property
+    def name(self) -> str:
+        """``<kind>:<folder name>``, e.g. ``cnn:cnn-64x48``."""
+        return f"{self.kind}:{Path(self.model_dir).name}"
+
+
+def read_model_info(model_dir: str | os.PathLike[str]) -> ModelInfo:
+    """Read ``MODEL_DIR/model.json``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``model.json`` in ``model_dir`` (with what to do).
+    """
+    path = Path(model_dir) / MODEL_JSON
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: not found; MODEL_DIR must be the --out folder of `plankton-jobs train`"
+        )
+    meta = json.loads(path.read_text())
+    return ModelInfo(
+        model_dir=str(Path(model_dir).absolute()),
+        kind=str(meta.get("kind", "?")),
+        class_names=[str(c) for c in meta["class_names"]],
+        label_column=str(meta.get("label_column", "")),
+        store_fingerprint=str(meta.get("store_fingerprint", "")),
+        image_size=tuple(int(v) for v in meta["image_size"]),  # type: ignore[arg-type]
+        resize_mode=str(meta.get("resize_mode", "stretch")),
+        feature_columns={k: list(v) for k, v in (meta.get("feature_columns") or {}).items()},
+        is_keras=(Path(model_dir) / KERAS_FILE).is_file(),
+    )
+
+
+def cached_model(model_dir: str) -> Any:
+    """The :class:`plankton_store.models.TrainedModel` in ``model_dir``, loaded once per process."""
+    key = (os.path.abspath(model_dir), os.stat(Path(model_dir) / MODEL_JSON).st_mtime_ns)
+    model = _MODEL_CACHE.get(key)
+    if model is None:
+        with _MODEL_LOCK:
+            model = _MODEL_CACHE.get(key)
+            if model is None:
+                from plankton_store.models import load_model
+
+                model = load_model(model_dir)
+                _MODEL_CACHE.clear()  # one model per worker is enough; free the last one
+                _MODEL_CACHE[key] = model
+    return model
+
+
+def make_inputs(
+    images: np.ndarray,
+    orig_height: np.ndarray,
+    orig_width: np.ndarray,
+    features: dict[str, np.ndarray],
+) -> Any:
+    """A :class:`plankton_store.models.ModelInputs` (one place to build them, for tests too)."""
+    from plankton_store.models import ModelInputs
+
+    return ModelInputs(
+        images=images, orig_height=orig_height, orig_width=orig_width, features=features
+    )
+
+
+def inputs_from_store(store: Any, indices: np.ndarray) -> Any:
+    """``ModelInputs.from_store(store, indices)``."""
+    from plankton_store.models import ModelInputs
+
+    return ModelInputs.from_store(store, indices)
+
+
+def predict_inputs(
+    model: Any, inputs: Any, tta: bool, resize_mode: str, batch_size: int = 1024
+) -> np.ndarray:
+    """``model.predict_proba(inputs)``, or its mean over the 8 dihedral views when ``tta``."""
+    if tta:
+        from plankton_store.tta import predict_proba_tta
+
+        proba = predict_proba_tta(model, inputs, resize_mode, batch_size)  # type: ignore[arg-type]
+    else:
+        proba = model.predict_proba(inputs, batch_size=batch_size)
+    return np.asarray(proba, dtype=np.float32)
+
+
+def predict_store_block(
+    store_path: str,
+    indices: np.ndarray,
+    model_dir: str,
+    tta: bool = False,
+    batch_size: int = 1024,
+    storage_options: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Class probabilities ``(len(indices), n_classes)`` of some samples of a store."""
+    from plankton_store.store import open_store
+
+    model = cached_model(model_dir)
+    store = open_store(store_path, storage_options=storage_options)
+    inputs = inputs_from_store(store, np.asarray(indices))
+    return predict_inputs(model, inputs, tta, model.resize_mode, batch_size)
+
+
+@dataclass
+class ExportBlock:
+    """One slice of an export to classify; small enough to ship with its task."""
+
+    start: int
+    refs: list[str]
+    features: dict[str, np.ndarray] = field(default_factory=dict)  # table -> (n, F) float32
+    size: tuple[int, int] = (64, 48)
+    resize_mode: str = "stretch"
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+
+@dataclass
+class ExportBlockResult:
+    """Probabilities of the block's readable images and the reasons of the others."""
+
+    start: int
+    n: int
+    ok: np.ndarray  # (n,) bool: the image was decoded and classified
+    proba: np.ndarray  # (ok.sum(), n_classes) float32, rows of the ok images in order
+    failures: dict[int, str]  # position in the block -> reason
+
+
+def predict_export_block(
+    block: ExportBlock,
+    fetch: Callable[[str], bytes],
+    model_dir: str,
+    tta: bool = False,
+    batch_size: int = 1024,
+) -> ExportBlockResult:
+    """Decode a block of export images exactly as build-store does, then classify them."""
+    from plankton_store.imageops import prepare_images
+
+    n = len(block)
+    pixels, height, width, failures = prepare_images(
+        fetch,
+        block.refs,
+        ["none"] * n,
+        block.size,
+        block.resize_mode,  # type: ignore[arg-type]
+    )
+    ok = np.ones(n, dtype=bool)
+    ok[list(failures)] = False
+    model = cached_model(model_dir)
+    if ok.any():
+        inputs = make_inputs(
+            pixels[ok], height[ok], width[ok], {t: v[ok] for t, v in block.features.items()}
+        )
+        proba = predict_inputs(model, inputs, tta, block.resize_mode, batch_size)
+    else:
+        proba = np.zeros((0, len(model.class_names)), dtype=np.float32)
+    return ExportBlockResult(block.start, n, ok, proba, failures)
