@@ -168,6 +168,7 @@ def make_plan(
         rejects.append(_reject(rows[dropped], reasons))
         rows = rows[~dropped]
 
+    short: list[str] = []  # classes that stay under --augment-below after augmentation
     class_names = sorted(rows["label"].unique().tolist())
     codes = {name: code for code, name in enumerate(class_names)}
     parts: list[pd.DataFrame] = []
@@ -205,8 +206,13 @@ def make_plan(
         )
         parts.append(originals)
         if n_train < options.augment_below and options.augmentations:
-            parts.append(_plan_copies(originals, options, rng, notes, name))
+            parts.append(_plan_copies(originals, options, rng, short, name))
 
+    if short:
+        notes.append(
+            f"{len(short)} classes stay under --augment-below {options.augment_below} train "
+            f"images with one copy per operation per image: {', '.join(short)}"
+        )
     samples = pd.concat(parts, ignore_index=True) if parts else _empty_samples()
     # Store order: train, val, test; shuffled within each split so that any chunk is a
     # representative mix of classes (streamed training reads whole chunks).
@@ -226,7 +232,7 @@ def _plan_copies(
     originals: pd.DataFrame,
     options: BuildOptions,
     rng: np.random.Generator,
-    notes: list[str],
+    short: list[str],
     name: str,
 ) -> pd.DataFrame:
     """Augmented copies of one rare class's train images, up to ``augment_below`` in all.
@@ -242,10 +248,7 @@ def _plan_copies(
     if n_copies <= 0:
         return _empty_samples()
     if n_copies < wanted:
-        notes.append(
-            f"class {name!r}: {len(train)} train images x {len(ops)} operations give "
-            f"{n_copies} copies, {wanted - n_copies} short of --augment-below"
-        )
+        short.append(f"{name} ({len(train) + n_copies})")
     # Round r uses operation ops[(r + k) % len(ops)] for image k in a shuffled order, so
     # every image gets copies before any image gets a second one.
     image_order = rng.permutation(len(train))
