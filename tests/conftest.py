@@ -124,6 +124,9 @@ def small_store(small_export: Path, tmp_path_factory: pytest.TempPathFactory, da
 def fit_small_model(store_path: str, model_dir: Path, kind: str = "mlp") -> Path:
     """Save a tiny real scikit-learn model of ``store_path`` (logistic regression on the
     standardised pixels for ``mlp``, on the feature tables + log sizes for ``features``)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     from plankton_store.models import ModelInputs, TrainedModel, feature_matrix, save_model
@@ -140,7 +143,10 @@ def fit_small_model(store_path: str, model_dir: Path, kind: str = "mlp") -> Path
         x = norm.images(inputs.images).reshape(len(train), -1)
     else:
         x = np.nan_to_num(feature_matrix(inputs, columns))
-    estimator = LogisticRegression(max_iter=300).fit(x, store.labels[train])
+    with warnings.catch_warnings():
+        # Convergence does not matter for a test model; it only has to be real and imperfect.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator = LogisticRegression(max_iter=300).fit(x, store.labels[train])
     model = TrainedModel(
         kind=kind,
         estimator=estimator,
