@@ -19,6 +19,12 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+# ``vert=False`` is deprecated from matplotlib 3.10, where ``orientation`` replaces it.
+_HORIZONTAL: dict = (
+    {"orientation": "horizontal"}
+    if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10)
+    else {"vert": False}
+)
 #: Font size of class names.
 LABEL_FONTSIZE = 8
 #: Height per class row (inches): 8 pt text is 0.11 inch, this leaves room between rows.
@@ -43,10 +49,22 @@ def _rows_figure(n: int, width: float, ncols: int = 1, **kw: object) -> tuple[pl
 
 
 def _log_x(ax: plt.Axes) -> None:
-    """Log x axis with plain-number labels on the decades only (minor labels overlap)."""
+    """Log x axis with plain-number labels: decades, plus 2x and 5x when it spans under two
+    decades (more minor labels would overlap). Call after plotting (it reads the limits)."""
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+    ax.xaxis.set_major_formatter(plain)
+    low, high = ax.get_xlim()
+    if low > 0 and np.log10(high / low) < 2:
+
+        def minor(v: float, _: object) -> str:
+            lead = round(v / 10 ** np.floor(np.log10(v) + 1e-9))
+            return f"{v:,.0f}" if lead in (2, 5) else ""
+
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(minor))
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+    else:
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_axisbelow(True)
 
 
@@ -195,7 +213,7 @@ def size_by_class_png(sizes: pd.DataFrame, path: str | Path, title: str = "") ->
         data = [groups.get_group(c)[col].to_numpy(dtype=float) for c in order]
         ax.boxplot(
             data,
-            vert=False,
+            **_HORIZONTAL,
             positions=np.arange(n),
             widths=0.6,
             showfliers=False,
