@@ -16,8 +16,12 @@ from plankton_store import __version__
 #: command name -> "module:attribute" of its click command, in the order shown by --help.
 COMMANDS: dict[str, str] = {
     "make-demo-data": "jobs.make_demo_data:make_demo_data_command",
+    "explore": "jobs.explore:explore_command",
     "build-store": "jobs.build_store:build_store_command",
     "train": "jobs.train:train_command",
+    "evaluate": "jobs.evaluate:evaluate_command",
+    "compare": "jobs.evaluate:compare_command",
+    "predict": "jobs.predict:predict_command",
     "verify": "jobs.verify:verify_command",
 }
 
