@@ -17,6 +17,12 @@ FlowCam / EcoTaxa layout::
 Image-folder layout::
 
     root/<class>/<file>.jpg       label = <class>; files directly in root are unlabelled
+
+An export may be a local folder or an fsspec URL (``s3://bucket/export``, ``gs://...``,
+``file:///...``). Local paths and ``file://`` URLs take a fast path through the OS; any
+other URL is read through fsspec, whose endpoint and credentials come from the usual fsspec
+configuration (``FSSPEC_S3_*`` environment variables, ``~/.config/fsspec/``, ``AWS_*``
+variables for s3fs) or from ``storage_options``.
 """
 
 from __future__ import annotations
@@ -25,14 +31,15 @@ import csv
 import gzip
 import hashlib
 import io
+import json
 import os
 import re
 import threading
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -73,18 +80,55 @@ class ExportError(ValueError):
 
 # One open ZipFile per (zip path, process): a forked or spawned worker never reuses the
 # parent's file handle, whose file offset it would share.
-_ZIP_CACHE: dict[tuple[str, int], zipfile.ZipFile] = {}
+_ZIP_CACHE: dict[tuple[str, str, int], zipfile.ZipFile] = {}
 _ZIP_CACHE_LOCK = threading.Lock()
+#: Read-ahead window of a remote zip: one request usually covers a member's local header
+#: and its data (plankton JPEGs are a few KiB) plus its neighbours in zip order.
+REMOTE_ZIP_BLOCK_SIZE = 256 * 1024
 
 
-def _open_zip(path: str) -> zipfile.ZipFile:
-    key = (path, os.getpid())
+def is_url(path: str | os.PathLike[str]) -> bool:
+    """True for an fsspec URL read through fsspec; False for a local path or ``file://``."""
+    text = os.fspath(path)
+    return isinstance(text, str) and ("://" in text or "::" in text) and not _local_url(text)
+
+
+def _local_url(text: str) -> bool:
+    return text.startswith(("file://", "local://"))
+
+
+def _local_path(text: str) -> str:
+    """A plain path from a path or a ``file://`` / ``local://`` URL."""
+    return text.split("://", 1)[1] if _local_url(text) else text
+
+
+def _options_key(storage_options: dict[str, Any] | None) -> str:
+    return json.dumps(storage_options or {}, sort_keys=True, default=str)
+
+
+def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
+    import fsspec
+
+    return fsspec.core.url_to_fs(url, **(storage_options or {}))
+
+
+def _open_zip(path: str, storage_options: dict[str, Any] | None = None) -> zipfile.ZipFile:
+    key = (path, _options_key(storage_options), os.getpid())
     zf = _ZIP_CACHE.get(key)
     if zf is None:
         with _ZIP_CACHE_LOCK:
             zf = _ZIP_CACHE.get(key)
             if zf is None:
-                zf = zipfile.ZipFile(path)
+                if is_url(path):
+                    fs, fs_path = _filesystem(path, storage_options)
+                    # zipfile serialises seek + read of a shared file object under its own
+                    # lock, so one remote file per process serves every thread.
+                    f = fs.open(
+                        fs_path, "rb", cache_type="readahead", block_size=REMOTE_ZIP_BLOCK_SIZE
+                    )
+                    zf = zipfile.ZipFile(f)
+                else:
+                    zf = zipfile.ZipFile(_local_path(path))
                 _ZIP_CACHE[key] = zf
     return zf
 
@@ -93,21 +137,26 @@ def _open_zip(path: str) -> zipfile.ZipFile:
 class ImageFetcher:
     """Picklable, cheap: fetches one image's raw bytes by its reference.
 
-    Each process opens the zip itself, lazily, once (the cache is keyed on
-    ``(zip path, os.getpid())``); no file handle is ever pickled. Concurrent calls from
-    threads of one process are safe (``zipfile`` serialises reads of a shared handle).
+    Each process opens the zip (or the remote filesystem) itself, lazily, once (the cache
+    is keyed on ``(zip path, storage options, os.getpid())``); no file handle is ever
+    pickled. Concurrent calls from threads of one process are safe (``zipfile`` serialises
+    reads of a shared handle).
 
     Parameters
     ----------
     root : str
-        Absolute path of the export folder or image-folder root.
+        Absolute path or fsspec URL of the export folder or image-folder root.
     zip_name : str or None
         ``"imgs.zip"`` when the images are in a zip inside ``root``, else ``None`` (the
         images are files under ``root``).
+    storage_options : dict or None
+        fsspec options of a URL ``root`` (endpoint, credentials...); None uses the fsspec
+        configuration of each process (environment, config files).
     """
 
     root: str
     zip_name: str | None = None
+    storage_options: dict[str, Any] | None = field(default=None, hash=False)
 
     def fetch(self, ref: str) -> bytes:
         """Return the raw (encoded) bytes of one image.
@@ -129,21 +178,99 @@ class ImageFetcher:
             No image with this reference (or the reference leaves ``root``).
         """
         if self.zip_name is not None:
-            zf = _open_zip(os.path.join(self.root, self.zip_name))
+            zip_path = _join(self.root, self.zip_name)
+            zf = _open_zip(zip_path, self.storage_options)
             try:
                 return zf.read(ref)
             except KeyError:
-                raise FileNotFoundError(
-                    f"no image {ref!r} in {os.path.join(self.root, self.zip_name)}"
-                ) from None
+                raise FileNotFoundError(f"no image {ref!r} in {zip_path}") from None
         if _is_unsafe(ref):
             raise FileNotFoundError(f"refusing to read {ref!r}: it leaves {self.root}")
-        path = os.path.join(self.root, ref)
+        if is_url(self.root):
+            fs, fs_path = _filesystem(self.root, self.storage_options)
+            try:
+                return fs.cat_file(fs_path.rstrip("/") + "/" + ref)
+            except (FileNotFoundError, IsADirectoryError):
+                raise FileNotFoundError(f"no image {ref!r} under {self.root}") from None
+        path = os.path.join(_local_path(self.root), ref)
         try:
             with open(path, "rb") as f:
                 return f.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise FileNotFoundError(f"no image {ref!r} under {self.root}") from None
+
+
+def _join(root: str, name: str) -> str:
+    return root.rstrip("/") + "/" + name if is_url(root) else os.path.join(root, name)
+
+
+class _Folder:
+    """An export folder: local (pathlib and os, the fast path) or on an fsspec filesystem.
+
+    ``root`` is what messages and the fetcher use: the absolute local path, or the URL.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+    ) -> None:
+        text = os.fspath(path)
+        self.storage_options = storage_options
+        if is_url(text):
+            self.fs, self.path = _filesystem(text, storage_options)
+            self.path = self.path.rstrip("/")
+            self.root = text.rstrip("/")
+        else:
+            self.fs = None
+            self.path = str(Path(_local_path(text)).absolute())
+            self.root = self.path
+
+    def join(self, name: str) -> str:
+        return _join(self.root, name)
+
+    def _fs_path(self, name: str) -> str:
+        return f"{self.path}/{name}" if name else self.path
+
+    def is_dir(self, name: str = "") -> bool:
+        if self.fs is None:
+            return os.path.isdir(os.path.join(self.path, name))
+        return self.fs.isdir(self._fs_path(name))
+
+    def is_file(self, name: str) -> bool:
+        if self.fs is None:
+            return os.path.isfile(os.path.join(self.path, name))
+        return self.fs.isfile(self._fs_path(name))
+
+    def read_bytes(self, name: str) -> bytes:
+        if self.fs is None:
+            return Path(self.path, name).read_bytes()
+        return self.fs.cat_file(self._fs_path(name))
+
+    def open(self, name: str) -> BinaryIO | str:
+        """What ``zipfile.ZipFile`` opens: a local path, or a seekable remote file."""
+        if self.fs is None:
+            return os.path.join(self.path, name)
+        return self.fs.open(self._fs_path(name), "rb")
+
+    def children(self) -> list[tuple[str, bool]]:
+        """``(name, is_dir)`` of every entry directly in the folder, sorted by name."""
+        if self.fs is None:
+            return sorted((e.name, e.is_dir()) for e in os.scandir(self.path))
+        entries = self.fs.ls(self.path, detail=True)
+        return sorted(
+            (e["name"].rstrip("/").rsplit("/", 1)[-1], e["type"] == "directory") for e in entries
+        )
+
+    def walk_files(self, sub: str = "") -> list[tuple[str, int]]:
+        """``(posix path relative to the folder, size)`` of every file under ``sub``, sorted."""
+        if self.fs is None:
+            return _walk_files(Path(self.path, sub), Path(self.path))
+        found = self.fs.find(self._fs_path(sub), detail=True)
+        prefix = self.path + "/"
+        return sorted(
+            (name[len(prefix) :], int(info.get("size") or 0))
+            for name, info in found.items()
+            if info.get("type") != "directory" and name.startswith(prefix)
+        )
 
 
 # --------------------------------------------------------------------------- export
@@ -158,7 +285,7 @@ class Export:
     layout : str
         ``"flowcam"`` or ``"image-folder"``.
     root : str
-        Absolute path of the export folder.
+        Absolute path or fsspec URL of the export folder.
     label_column : str
         The meta.csv column the labels came from; ``"folder"`` for the image-folder layout.
     table : pandas.DataFrame
@@ -192,7 +319,11 @@ class Export:
     fingerprint: str
 
 
-def read_export(path: str | os.PathLike[str], label_column: str = "level2") -> Export:
+def read_export(
+    path: str | os.PathLike[str],
+    label_column: str = "level2",
+    storage_options: dict[str, Any] | None = None,
+) -> Export:
     """Read an export, detecting its layout.
 
     A folder with ``meta.csv`` is a FlowCam / EcoTaxa export; any other folder is read as
@@ -201,9 +332,11 @@ def read_export(path: str | os.PathLike[str], label_column: str = "level2") -> E
     Parameters
     ----------
     path : str or os.PathLike
-        The export folder.
+        The export folder: a local path or an fsspec URL (``s3://bucket/export``).
     label_column : str, default "level2"
         meta.csv column holding the labels (FlowCam layout only).
+    storage_options : dict, optional
+        fsspec options of a URL ``path``; None uses the fsspec configuration.
 
     Returns
     -------
@@ -215,42 +348,50 @@ def read_export(path: str | os.PathLike[str], label_column: str = "level2") -> E
         Not a folder, a FlowCam export without meta.csv, or a structural problem found by
         :func:`read_flowcam_export` or :func:`read_image_folder`.
     """
-    root = Path(path)
-    if not root.is_dir():
+    folder = _Folder(path, storage_options)
+    # Messages name the folder as the user gave it.
+    root = os.fspath(path).rstrip("/") if folder.fs is not None else str(Path(path))
+    if not folder.is_dir():
         raise ExportError(
             f"{root}: no such folder; give the folder of a FlowCam export or of images"
         )
-    if (root / META_FILE).is_file():
-        return read_flowcam_export(root, label_column=label_column)
+    if folder.is_file(META_FILE):
+        return read_flowcam_export(path, label_column=label_column, storage_options=storage_options)
     # imgs.zip, feature tables or a lone imgs/ folder say "FlowCam export", whose
     # meta.csv is missing; reading it as an image folder would silently invent labels.
-    subdirs = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    flowcam_hints = [
-        p.name for p in root.iterdir() if p.name == ZIP_NAME or _FEATURE_FILE.match(p.name)
-    ]
+    children = folder.children()
+    subdirs = [name for name, is_dir in children if is_dir and not name.startswith(".")]
+    flowcam_hints = [name for name, _ in children if name == ZIP_NAME or _FEATURE_FILE.match(name)]
     if flowcam_hints or subdirs == [IMAGES_DIR]:
         found = ", ".join(sorted(flowcam_hints) or [IMAGES_DIR + "/"])
         raise ExportError(
-            f"{root / META_FILE}: not found, but {root} looks like a FlowCam export "
+            f"{_join(root, META_FILE)}: not found, but {root} looks like a FlowCam export "
             f"({found}); add the meta.csv of the export (objid + label columns)"
         )
-    return read_image_folder(root)
+    return read_image_folder(path, storage_options=storage_options)
 
 
 # --------------------------------------------------------------------------- flowcam
 
 
-def read_flowcam_export(path: str | os.PathLike[str], label_column: str = "level2") -> Export:
+def read_flowcam_export(
+    path: str | os.PathLike[str],
+    label_column: str = "level2",
+    storage_options: dict[str, Any] | None = None,
+) -> Export:
     """Read a FlowCam / EcoTaxa export folder.
 
     Parameters
     ----------
     path : str or os.PathLike
-        Folder with ``meta.csv``, images in ``imgs.zip`` (preferred when both exist) or an
-        ``imgs/`` folder, and optional ``features_<name>.csv.gz`` tables.
+        Folder (local path or fsspec URL) with ``meta.csv``, images in ``imgs.zip``
+        (preferred when both exist) or an ``imgs/`` folder, and optional
+        ``features_<name>.csv.gz`` tables.
     label_column : str, default "level2"
         meta.csv column holding the labels. Blank cells give ``pd.NA`` labels; they are
         not rejected here.
+    storage_options : dict, optional
+        fsspec options of a URL ``path``; None uses the fsspec configuration.
 
     Returns
     -------
@@ -262,14 +403,15 @@ def read_flowcam_export(path: str | os.PathLike[str], label_column: str = "level
         No meta.csv, no ``objid`` or label column, no images, an unreadable zip, a
         meta.csv that is not UTF-8, or a feature table that cannot be read.
     """
-    root = Path(path).absolute()
-    meta_path = root / META_FILE
-    if not meta_path.is_file():
+    folder = _Folder(path, storage_options)
+    root = folder.root
+    meta_path = folder.join(META_FILE)
+    if not folder.is_file(META_FILE):
         raise ExportError(
             f"{meta_path}: not found; a FlowCam export needs a meta.csv with objid and label "
             "columns (or give a folder of class sub-folders of images)"
         )
-    meta_bytes = meta_path.read_bytes()
+    meta_bytes = folder.read_bytes(META_FILE)
     digest = hashlib.sha256()
     _hash_part(digest, META_FILE, meta_bytes)
 
@@ -292,14 +434,13 @@ def read_flowcam_export(path: str | os.PathLike[str], label_column: str = "level
         )
 
     # Images: a listing of every zip member or file, with a reference for each.
-    zip_path = root / ZIP_NAME
-    if zip_path.is_file():
-        refs, listing = _zip_listing(zip_path)
-        fetcher = ImageFetcher(str(root), ZIP_NAME)
+    if folder.is_file(ZIP_NAME):
+        refs, listing = _zip_listing(folder)
+        fetcher = ImageFetcher(root, ZIP_NAME, storage_options)
         where = f"in {ZIP_NAME}"
-    elif (root / IMAGES_DIR).is_dir():
-        refs, listing = _folder_listing(root, root / IMAGES_DIR)
-        fetcher = ImageFetcher(str(root), None)
+    elif folder.is_dir(IMAGES_DIR):
+        refs, listing = _folder_listing(folder, IMAGES_DIR)
+        fetcher = ImageFetcher(root, None, storage_options)
         where = f"in {IMAGES_DIR}/"
     else:
         raise ExportError(
@@ -308,7 +449,7 @@ def read_flowcam_export(path: str | os.PathLike[str], label_column: str = "level
         )
     _hash_part(digest, "images", listing)
 
-    features = _read_features(root, digest)
+    features = _read_features(folder, digest)
 
     # --- rows: objid, duplicates
     raw_objid = meta["objid"]
@@ -413,7 +554,7 @@ def read_flowcam_export(path: str | os.PathLike[str], label_column: str = "level
     rejects = _rejects_frame([row_rej.drop(columns="line"), file_rej])
     return Export(
         layout="flowcam",
-        root=str(root),
+        root=root,
         label_column=label_column,
         table=table,
         rejects=rejects,
@@ -425,7 +566,7 @@ def read_flowcam_export(path: str | os.PathLike[str], label_column: str = "level
 
 
 def _parse_meta(
-    meta_path: Path, data: bytes
+    meta_path: str, data: bytes
 ) -> tuple[pd.DataFrame, np.ndarray, list[tuple[int, int]]]:
     """Parse meta.csv into all-string columns without evaluating any cell.
 
@@ -517,7 +658,7 @@ def _read_meta_fast(
 
 
 def _read_meta_csv(
-    meta_path: Path, text: str, delimiter: str, header: list[str]
+    meta_path: str, text: str, delimiter: str, header: list[str]
 ) -> tuple[pd.DataFrame, np.ndarray, list[tuple[int, int]]]:
     """The csv-module reader: slower, but it knows the line of every record."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -585,10 +726,11 @@ def _ref_frame(names: list[str]) -> pd.DataFrame:
     )
 
 
-def _zip_listing(zip_path: Path) -> tuple[pd.DataFrame, bytes]:
+def _zip_listing(folder: _Folder) -> tuple[pd.DataFrame, bytes]:
     """The file members of the zip, and its central directory as bytes to fingerprint."""
+    zip_path = folder.join(ZIP_NAME)
     try:
-        with zipfile.ZipFile(zip_path) as zf:
+        with zipfile.ZipFile(folder.open(ZIP_NAME)) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise ExportError(
@@ -616,33 +758,34 @@ def _walk_files(top: Path, rel_to: Path) -> list[tuple[str, int]]:
     return out
 
 
-def _folder_listing(root: Path, top: Path) -> tuple[pd.DataFrame, bytes]:
-    files = _walk_files(top, root)
+def _folder_listing(folder: _Folder, sub: str) -> tuple[pd.DataFrame, bytes]:
+    files = folder.walk_files(sub)
     listing = "\n".join(f"{name}\t{size}" for name, size in files).encode()
     refs = _ref_frame([name for name, _ in files])
     refs["unsafe"] = False  # produced by the walk: always inside root
     return refs, listing
 
 
-def _read_features(root: Path, digest: Any) -> dict[str, pd.DataFrame]:
-    """Every ``features_<name>.csv[.gz]`` in ``root`` as a float32 frame indexed by objid."""
+def _read_features(folder: _Folder, digest: Any) -> dict[str, pd.DataFrame]:
+    """Every ``features_<name>.csv[.gz]`` in the folder as a float32 frame indexed by objid."""
     features: dict[str, pd.DataFrame] = {}
-    for path in sorted(root.iterdir()):
-        m = _FEATURE_FILE.match(path.name)
-        if not m or not path.is_file():
+    for file_name, is_dir in folder.children():
+        m = _FEATURE_FILE.match(file_name)
+        if not m or is_dir:
             continue
+        path = folder.join(file_name)
         name = m["name"]
         if name in features:
             raise ExportError(
                 f"{path}: a second feature table named {name!r}; keep only one of "
                 f"features_{name}.csv and features_{name}.csv.gz"
             )
-        data = path.read_bytes()
-        _hash_part(digest, path.name, data)
+        data = folder.read_bytes(file_name)
+        _hash_part(digest, file_name, data)
         try:
             df = pd.read_csv(
                 io.BytesIO(data),
-                compression="gzip" if path.name.endswith(".gz") else None,
+                compression="gzip" if file_name.endswith(".gz") else None,
                 dtype={"objid": "str"},
                 keep_default_na=True,
             )
@@ -702,7 +845,9 @@ def _rejects_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- image folder
 
 
-def read_image_folder(path: str | os.PathLike[str]) -> Export:
+def read_image_folder(
+    path: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> Export:
     """Read a folder of images, one sub-folder per class.
 
     ``<root>/<class>/<file>`` gets label ``<class>`` (the top-level folder, however deep
@@ -713,7 +858,9 @@ def read_image_folder(path: str | os.PathLike[str]) -> Export:
     Parameters
     ----------
     path : str or os.PathLike
-        The root folder.
+        The root folder: a local path or an fsspec URL.
+    storage_options : dict, optional
+        fsspec options of a URL ``path``; None uses the fsspec configuration.
 
     Returns
     -------
@@ -726,10 +873,11 @@ def read_image_folder(path: str | os.PathLike[str]) -> Export:
     ExportError
         The folder does not exist or holds no image file.
     """
-    root = Path(path).absolute()
-    if not root.is_dir():
+    folder = _Folder(path, storage_options)
+    root = folder.root
+    if not folder.is_dir():
         raise ExportError(f"{root}: no such folder; give a folder of class sub-folders of images")
-    files = _walk_files(root, root)
+    files = folder.walk_files()
     names = [name for name, _ in files]
     is_image = np.fromiter(
         (os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS for n in names), bool, len(names)
@@ -765,12 +913,12 @@ def read_image_folder(path: str | os.PathLike[str]) -> Export:
     _hash_part(digest, "images", "\n".join(f"{n}\t{s}" for n, s in files).encode())
     return Export(
         layout="image-folder",
-        root=str(root),
+        root=root,
         label_column=FOLDER_LABEL_COLUMN,
         table=table,
         rejects=rejects,
         features={},
-        fetcher=ImageFetcher(str(root), None),
+        fetcher=ImageFetcher(root, None, storage_options),
         rows_read=len(names),
         fingerprint=digest.hexdigest()[:16],
     )
