@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,7 +30,7 @@ from plankton_store.plan import (
     count_by_class_and_split,
     make_plan,
 )
-from plankton_store.sources import Export, ExportError, read_export
+from plankton_store.sources import Export, ExportError, is_url, read_export
 from plankton_store.store import StoreLayout, create_store, finalize_store, store_state
 
 
@@ -93,15 +94,17 @@ def build_store(
     progress: bool = True,
     echo: Callable[[str], None] = click.echo,
     storage_options: dict[str, Any] | None = None,
+    source_storage_options: dict[str, Any] | None = None,
 ) -> BuildSummary:
     """Build a store from an export on a Dask cluster.
 
     Parameters
     ----------
     source
-        Export folder (FlowCam/EcoTaxa layout or image folder).
+        Export folder (FlowCam/EcoTaxa layout or image folder): a path or an fsspec URL.
+        Workers read the images from it themselves.
     store
-        Path or fsspec URL of the store to create.
+        Path or fsspec URL of the store to create; workers write their blocks to it.
     options
         Plan and image options (label column, split fractions, size, ...). Ignored with
         ``resume``: an interrupted build resumes with the options it started with.
@@ -113,6 +116,10 @@ def build_store(
         destroys it.
     resume
         Finish an interrupted build: only the blocks that were never written are run.
+    storage_options, source_storage_options
+        fsspec options of a URL ``store`` / ``source``, shipped to the workers with each
+        task. None (the norm) lets every process use its fsspec configuration (environment
+        variables, config files), so no credentials travel with the tasks.
 
     Returns
     -------
@@ -148,7 +155,9 @@ def build_store(
     # A complete store is kept until its replacement has finished.
     target = staging_path(store) if state == "complete" and not resume else store
 
-    export = read_export(source, label_column=options.label_column)
+    export = read_export(
+        source, label_column=options.label_column, storage_options=source_storage_options
+    )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
     plan = make_plan(export.table, options, export.rejects, export.rows_read)
     if not len(plan.samples):
@@ -278,15 +287,31 @@ def _resume_state(
 
 def _replace(fs: Any, store_path: str, new_path: str) -> None:
     """Swap a finished rebuild in for the old store (and its rejects table)."""
+    # Workers (other processes) wrote the new store: drop listings cached before they did.
+    fs.invalidate_cache()
     old = store_path.rstrip("/") + ".old"
     if fs.exists(old):
         fs.rm(old, recursive=True)
-    fs.mv(store_path, old, recursive=True)
-    fs.mv(new_path, store_path, recursive=True)
+    _move_tree(fs, store_path, old)
+    _move_tree(fs, new_path, store_path)
     new_rejects, rejects = fmt.rejects_path(new_path), fmt.rejects_path(store_path)
     if fs.exists(new_rejects):
         fs.mv(new_rejects, rejects)
     fs.rm(old, recursive=True)
+
+
+def _move_tree(fs: Any, src: str, dst: str) -> None:
+    """Move a folder: a rename on local disk; on an object store, which has no folders and
+    no rename, copy every object, then delete the originals."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):
+        fs.mv(src, dst, recursive=True)
+        return
+    # fs.mv(recursive=True) also tries to copy the pseudo-folders, which fails on s3fs.
+    files = fs.find(src)
+    fs.copy(files, [dst + f[len(src) :] for f in files])
+    fs.rm(src, recursive=True)
 
 
 def _run_blocks(
@@ -383,7 +408,7 @@ def format_summary(summary: BuildSummary) -> str:
 
 
 @click.command("build-store")
-@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("source")
 @click.argument("store")
 @click.option(
     "--label-column",
@@ -495,8 +520,11 @@ def build_store_command(
     """Build a chunked Zarr v3 feature store from an export in SOURCE, written to STORE.
 
     SOURCE is a FlowCam/EcoTaxa export folder (meta.csv + imgs.zip or imgs/, optional
-    features_*.csv.gz) or an image folder (SOURCE/CLASS/IMAGE). STORE is a path or an fsspec
-    URL. Rows that are not stored are listed with their reason in STORE.rejects.csv.
+    features_*.csv.gz) or an image folder (SOURCE/CLASS/IMAGE). SOURCE and STORE are paths
+    or fsspec URLs (s3://bucket/store.zarr); endpoint and credentials come from the fsspec
+    configuration (e.g. AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, FSSPEC_S3_ENDPOINT_URL), which
+    the Dask workers need too. Rows that are not stored are listed with their reason in
+    STORE.rejects.csv.
     """
     try:
         options = BuildOptions(
@@ -517,6 +545,8 @@ def build_store_command(
         raise click.UsageError(str(exc)) from None
     if overwrite and resume:
         raise click.UsageError("--overwrite and --resume exclude each other")
+    if not is_url(source) and not Path(source).is_dir():
+        raise click.BadParameter(f"{source}: no such folder", param_hint="'SOURCE'")
     state = store_state(store)
     if state is not None and not (overwrite or resume):
         raise click.UsageError(

@@ -231,9 +231,12 @@ class PlanktonStore:
     Use :func:`open_store` to get one.
     """
 
-    def __init__(self, group: zarr.Group, path: str) -> None:
+    def __init__(
+        self, group: zarr.Group, path: str, storage_options: dict[str, Any] | None = None
+    ) -> None:
         self.group = group
         self.path = path
+        self.storage_options = storage_options
         self.attrs: dict[str, Any] = dict(group.attrs[fmt.ROOT_ATTRS_KEY])
 
     def __repr__(self) -> str:
@@ -311,7 +314,7 @@ class PlanktonStore:
         """The store as an ``xarray.Dataset`` (lazy, dask-backed)."""
         import xarray as xr
 
-        return xr.open_zarr(self.path)
+        return xr.open_zarr(self.path, storage_options=self.storage_options)
 
 
 def open_store(
@@ -356,4 +359,4 @@ def open_store(
             "Run `plankton-jobs build-store --resume` to finish it, or open it with "
             "allow_incomplete=True to read it anyway."
         )
-    return PlanktonStore(group, path)
+    return PlanktonStore(group, path, storage_options)
