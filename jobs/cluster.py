@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "scheduler-address": None,
     "n-workers": 2,
     "threads-per-worker": 1,
-    "memory-limit": "4GiB",
+    "memory-limit": "auto",
     "dashboard-address": ":8787",
 }
 
