@@ -1,0 +1,76 @@
+"""Exports read through fsspec URLs give exactly what the local reader gives."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import zipfile
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from plankton_store.sources import ExportError, is_url, read_export
+
+
+@pytest.fixture
+def memory_fs():
+    fs = fsspec.filesystem("memory")
+    yield fs
+    fs.rm("/url-tests", recursive=True) if fs.exists("/url-tests") else None
+
+
+def assert_same_export(remote, local) -> None:
+    assert remote.layout == local.layout
+    assert remote.fingerprint == local.fingerprint
+    assert remote.rows_read == local.rows_read
+    assert remote.table.equals(local.table)
+    assert remote.rejects.equals(local.rejects)
+    assert sorted(remote.features) == sorted(local.features)
+    for name, frame in remote.features.items():
+        assert frame.equals(local.features[name])
+    for ref in local.table["image"][:5]:
+        assert remote.fetcher.fetch(ref) == local.fetcher.fetch(ref)
+
+
+def test_is_url():
+    assert is_url("s3://bucket/export") and is_url("memory://x") and is_url("simplecache::s3://b")
+    assert not is_url("/data/export") and not is_url("file:///data/export")
+    assert not is_url(Path("relative/export"))
+
+
+def test_flowcam_export_with_zip_from_a_url(small_export, memory_fs):
+    memory_fs.put(str(small_export), "/url-tests/zip", recursive=True)
+    remote = read_export("memory://url-tests/zip")
+    assert remote.root == "memory://url-tests/zip"
+    assert_same_export(remote, read_export(small_export))
+    fetcher = pickle.loads(pickle.dumps(remote.fetcher))  # no open handle travels
+    with pytest.raises(FileNotFoundError, match="no image 'imgs/1.jpg'"):
+        fetcher.fetch("imgs/1.jpg")
+
+
+def test_flowcam_export_with_an_image_folder_and_image_folder_layout(
+    small_export, memory_fs, tmp_path
+):
+    local = tmp_path / "export"
+    with zipfile.ZipFile(small_export / "imgs.zip") as zf:
+        zf.extractall(local)
+    shutil.copy(small_export / "meta.csv", local / "meta.csv")
+    memory_fs.put(str(local), "/url-tests/folder", recursive=True)
+    assert_same_export(read_export("memory://url-tests/folder"), read_export(local))
+    # The same images as one class folder: the image-folder layout.
+    memory_fs.put(str(local / "imgs"), "/url-tests/classes/copepod", recursive=True)
+    shutil.copytree(local / "imgs", tmp_path / "classes" / "copepod")
+    remote = read_export("memory://url-tests/classes")
+    assert remote.layout == "image-folder"
+    assert_same_export(remote, read_export(tmp_path / "classes"))
+
+
+def test_file_url_takes_the_local_path(small_export):
+    export = read_export(f"file://{small_export}")
+    assert export.root == str(small_export) and not is_url(export.root)
+
+
+def test_missing_url_folder_is_an_export_error(memory_fs):
+    with pytest.raises(ExportError, match="memory://url-tests/none: no such folder"):
+        read_export("memory://url-tests/none")
