@@ -166,3 +166,34 @@ def fit_small_model(store_path: str, model_dir: Path, kind: str = "mlp") -> Path
 def small_model(small_store: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ``mlp``-kind model dir (a real, tiny scikit-learn model) of ``small_store``."""
     return fit_small_model(small_store, tmp_path_factory.mktemp("models") / "mlp")
+
+
+#: Classes of the demo export at DEMO_SCALE with fewer images than this are dropped from
+#: ``demo_store``, so that every class has a handful of train and val samples.
+DEMO_SCALE = 0.02
+DEMO_MIN_IMAGES = 30
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory, dask_client) -> str:
+    """A small store from the synthetic export: 15 imbalanced classes, 32x24, ~1000 samples."""
+    from jobs.build_store import build_store
+    from plankton_store.plan import DEFAULT_DROP_CLASSES, BuildOptions
+    from plankton_store.synthetic import expected_level2_counts, make_demo_export
+
+    root = tmp_path_factory.mktemp("demo")
+    export = make_demo_export(root / "export", scale=DEMO_SCALE, seed=0, workers=2, progress=False)
+    small = tuple(k for k, v in expected_level2_counts(DEMO_SCALE).items() if v < DEMO_MIN_IMAGES)
+    options = BuildOptions(
+        size=(32, 24),
+        drop_classes=DEFAULT_DROP_CLASSES + small,
+        max_per_class=80,
+        augment_below=0,
+        val_fraction=0.2,
+        test_fraction=0.2,
+        block_size=256,
+        chunk_size=64,
+    )
+    path = str(root / "demo.zarr")
+    build_store(str(export), path, options, dask_client, progress=False)
+    return path

@@ -1,0 +1,677 @@
+"""Balanced batches from the train split of a store, for Keras (``tf.data``) and scikit-learn.
+
+The pieces, in the order a training job uses them:
+
+:func:`gather_images`
+    Reads any set of samples chunk by chunk (each store chunk decompressed once per call).
+:class:`TrainSet`
+    The train split: labels and original sizes always in RAM, images in RAM when they fit
+    under ``memory_limit`` bytes, else read chunk by chunk from the store every epoch.
+:class:`Normalisation`
+    Pixel and log-size mean/std of the train split, saved with the model.
+:class:`BalancedSampler`
+    A new balanced selection of train positions every epoch, by policy
+    (:data:`BALANCE_POLICIES`). Random under/over-sampling runs imbalanced-learn on sample
+    indices; ``cluster-centroids`` and ``smote`` need a pixel representation, so they work on a
+    small pooled copy of the images and still return indices (SMOTE as ``(i, j, step)``
+    triples whose pixels are interpolated per batch): no copy of the pixels is resampled.
+:class:`BatchPipeline`
+    Turns a selection into batches of uint8 images (optionally flipped / rotated), log sizes,
+    labels and weights; :meth:`BatchPipeline.tf_dataset` and :meth:`BatchPipeline.blocks` feed
+    Keras and ``partial_fit`` loops.
+
+Only the train split is ever sampled, resampled or augmented: a :class:`TrainSet` holds train
+samples only, and every index a batch carries is one of them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from plankton_store.store import PlanktonStore
+
+__all__ = [
+    "BALANCE_POLICIES",
+    "Batch",
+    "BatchPipeline",
+    "BalancedSampler",
+    "Normalisation",
+    "Selection",
+    "TrainSet",
+    "augment_batch",
+    "gather_images",
+    "log_sizes",
+    "pooled",
+]
+
+#: Values of ``--balance``.
+BALANCE_POLICIES: tuple[str, ...] = (
+    "none",
+    "undersample",
+    "oversample",
+    "class-weight",
+    "cluster-centroids",
+    "smote",
+)
+#: Default bytes of train images held in RAM; larger train splits are streamed.
+DEFAULT_MEMORY_LIMIT = 2 * 1024**3
+#: Samples read per store call when gathering: consecutive chunks are read together.
+_READ_SPAN = 8192
+
+
+def gather_images(
+    images: Any, indices: np.ndarray, span: int = _READ_SPAN, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Images at ``indices`` (any order, repeats allowed), reading each needed chunk once.
+
+    Runs of needed chunks that lie close together are read with one slice of at most
+    ``span`` samples, which costs far less than one read per sample (or per chunk).
+
+    Parameters
+    ----------
+    images
+        The store's ``(sample, y, x)`` array (zarr or numpy).
+    indices
+        Sample indices to read.
+    span
+        Most samples read by one slice.
+    out
+        Optional ``(len(indices), y, x)`` uint8 array to fill.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(indices), y, x)`` uint8, in the order of ``indices``.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    if out is None:
+        out = np.empty((len(indices), *images.shape[1:]), dtype=np.uint8)
+    if not len(indices):
+        return out
+    chunk = int(images.chunks[0]) if hasattr(images, "chunks") else span
+    order = np.argsort(indices, kind="stable")
+    sorted_idx = indices[order]
+    n = images.shape[0]
+    pos = 0
+    while pos < len(sorted_idx):
+        start = (sorted_idx[pos] // chunk) * chunk
+        stop = min(n, start + max(span, chunk))
+        stop = min(n, -(-stop // chunk) * chunk)
+        end = int(np.searchsorted(sorted_idx, stop, side="left"))
+        # Read only up to the chunk that holds the last index of this run.
+        last = int(sorted_idx[end - 1])
+        stop = min(n, (last // chunk + 1) * chunk)
+        block = np.asarray(images[start:stop])
+        out[order[pos:end]] = block[sorted_idx[pos:end] - start]
+        pos = end
+    return out
+
+
+def log_sizes(orig_height: np.ndarray, orig_width: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` float32 ``log(height), log(width)`` of the images before resizing."""
+    sizes = np.stack([orig_height, orig_width], axis=1).astype(np.float32)
+    return np.log(np.maximum(sizes, 1.0))
+
+
+def pooled(images: np.ndarray, target: tuple[int, int] = (16, 12)) -> np.ndarray:
+    """Block-mean pooled, flattened float32 copies: a cheap representation for clustering
+    and nearest neighbours (``cluster-centroids``, ``smote``)."""
+    n, h, w = images.shape
+    fy, fx = max(1, h // target[0]), max(1, w // target[1])
+    hh, ww = (h // fy) * fy, (w // fx) * fx
+    x = images[:, :hh, :ww].reshape(n, hh // fy, fy, ww // fx, fx)
+    return x.mean(axis=(2, 4), dtype=np.float32).reshape(n, -1)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Train-split statistics every model standardises its inputs with.
+
+    ``image_mean`` / ``image_std`` are over all pixels (one value: flips and rotations move
+    pixels, so per-pixel statistics would not survive augmentation); ``size_mean`` /
+    ``size_std`` are of ``log(orig_height), log(orig_width)``.
+    """
+
+    image_mean: float
+    image_std: float
+    size_mean: tuple[float, float]
+    size_std: tuple[float, float]
+
+    @classmethod
+    def from_train(cls, train: TrainSet) -> Normalisation:
+        """Statistics of a :class:`TrainSet`, exact, from a grey-level histogram."""
+        hist = np.zeros(256, dtype=np.int64)
+        for block in train.iter_blocks():
+            hist += np.bincount(block.ravel(), minlength=256)
+        levels = np.arange(256, dtype=np.float64)
+        total = max(int(hist.sum()), 1)
+        mean = float((hist * levels).sum() / total)
+        std = float(np.sqrt((hist * (levels - mean) ** 2).sum() / total))
+        sizes = train.log_size.astype(np.float64)
+        return cls(
+            image_mean=mean,
+            image_std=max(std, 1e-3),
+            size_mean=tuple(float(v) for v in sizes.mean(axis=0)),  # type: ignore[arg-type]
+            size_std=tuple(float(max(v, 1e-3)) for v in sizes.std(axis=0)),  # type: ignore[arg-type]
+        )
+
+    def images(self, images: np.ndarray) -> np.ndarray:
+        """Standardised float32 images (any shape)."""
+        x = images.astype(np.float32)
+        x -= np.float32(self.image_mean)
+        x *= np.float32(1.0 / self.image_std)
+        return x
+
+    def sizes(self, log_size: np.ndarray) -> np.ndarray:
+        """Standardised float32 log sizes, ``(n, 2)``."""
+        mean = np.asarray(self.size_mean, np.float32)
+        return ((log_size - mean) / np.asarray(self.size_std, np.float32)).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image_mean": self.image_mean,
+            "image_std": self.image_std,
+            "size_mean": list(self.size_mean),
+            "size_std": list(self.size_std),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Normalisation:
+        return cls(
+            image_mean=float(data["image_mean"]),
+            image_std=float(data["image_std"]),
+            size_mean=tuple(data["size_mean"]),  # type: ignore[arg-type]
+            size_std=tuple(data["size_std"]),  # type: ignore[arg-type]
+        )
+
+
+class TrainSet:
+    """The train split of a store: everything a sampler and a batch pipeline need.
+
+    Parameters
+    ----------
+    store
+        An open store.
+    memory_limit
+        Hold the train images in RAM when they take at most this many bytes; otherwise read
+        them chunk by chunk from the store whenever a batch needs them.
+    indices
+        Store indices to use instead of the train split (tests only; must be train samples).
+
+    Attributes
+    ----------
+    indices : numpy.ndarray
+        Store index of each train position, ascending.
+    labels : numpy.ndarray
+        Label code of each position (int64).
+    log_size : numpy.ndarray
+        ``(n, 2)`` log original height and width.
+    in_ram : bool
+        Whether the images are held in RAM.
+    """
+
+    def __init__(
+        self,
+        store: PlanktonStore,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        indices: np.ndarray | None = None,
+    ) -> None:
+        self.store = store
+        train = store.split_indices("train")
+        if indices is None:
+            indices = train
+        elif not np.isin(indices, train).all():
+            raise ValueError("a TrainSet holds train samples only")
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.labels = store.labels[self.indices].astype(np.int64)
+        self.n_classes = len(store.class_names)
+        height = store.array("orig_height")[:][self.indices]
+        width = store.array("orig_width")[:][self.indices]
+        self.log_size = log_sizes(height, width)
+        self.image_size: tuple[int, int] = store.image_size
+        self.chunk = int(store.images.chunks[0])
+        nbytes = len(self.indices) * int(np.prod(self.image_size))
+        self.in_ram = nbytes <= memory_limit
+        self._images = gather_images(store.images, self.indices) if self.in_ram else None
+        # Train positions grouped by the store chunk they live in (for streamed epochs).
+        self.chunk_of = self.indices // self.chunk
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def counts(self) -> np.ndarray:
+        """Train samples per class code."""
+        return np.bincount(self.labels, minlength=self.n_classes)
+
+    def read(self, positions: np.ndarray) -> np.ndarray:
+        """uint8 images of train ``positions`` (from RAM, or chunk-wise from the store)."""
+        if self._images is not None:
+            return self._images[positions]
+        return gather_images(self.store.images, self.indices[positions])
+
+    def iter_blocks(self, size: int = _READ_SPAN) -> Iterator[np.ndarray]:
+        """All train images in order, ``size`` at a time (bounded memory when streamed)."""
+        for start in range(0, len(self), size):
+            yield self.read(np.arange(start, min(start + size, len(self))))
+
+    def pooled(self) -> np.ndarray:
+        """:func:`pooled` representation of every train image (computed once)."""
+        if not hasattr(self, "_pooled"):
+            self._pooled = np.concatenate(
+                [pooled(b) for b in self.iter_blocks()] or [np.zeros((0, 1), np.float32)]
+            )
+        return self._pooled
+
+
+@dataclass
+class Selection:
+    """One epoch's draw: train positions in the order they are fed.
+
+    ``partners`` / ``steps`` describe SMOTE samples: the pixels fed are
+    ``x[position] + step * (x[partner] - x[position])`` where ``partner >= 0``.
+    ``weights`` are per-sample loss weights (``class-weight``), else None.
+    """
+
+    positions: np.ndarray
+    partners: np.ndarray | None = None
+    steps: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def take(self, order: np.ndarray) -> Selection:
+        return Selection(
+            self.positions[order],
+            None if self.partners is None else self.partners[order],
+            None if self.steps is None else self.steps[order],
+            None if self.weights is None else self.weights[order],
+        )
+
+
+class BalancedSampler:
+    """Draws a new, shuffled, balanced selection of train positions every epoch.
+
+    Parameters
+    ----------
+    labels
+        Label code of each train position.
+    n_classes
+        Number of classes (codes ``0 .. n_classes - 1``).
+    policy
+        One of :data:`BALANCE_POLICIES`:
+
+        - ``none``: every train sample once.
+        - ``undersample`` / ``oversample``: imbalanced-learn's ``RandomUnderSampler`` /
+          ``RandomOverSampler`` on the indices; every class gets the smallest / largest
+          class's count.
+        - ``class-weight``: every sample once, weighted ``n / (classes * count[class])``.
+        - ``cluster-centroids``: imbalanced-learn's ``ClusterCentroids`` with hard voting
+          (the real sample nearest to each centroid) and ``MiniBatchKMeans`` as the
+          estimator, per class on ``represent`` (pooled images), so that it stays fast on
+          the full-scale store; every class gets the smallest class's count.
+        - ``smote``: imbalanced-learn's SMOTE algorithm (5 nearest neighbours in the class,
+          uniform step), neighbours found once on ``represent``; every class is raised to
+          the largest class's count, the synthetic samples kept as ``(i, j, step)``.
+    seed
+        Epoch ``e`` draws from ``numpy.random.default_rng([seed, e])``: repeatable.
+    represent
+        ``(n, d)`` float32 representation for ``cluster-centroids`` and ``smote``
+        (e.g. :meth:`TrainSet.pooled`).
+    """
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        n_classes: int,
+        policy: str = "none",
+        seed: int = 0,
+        represent: np.ndarray | None = None,
+    ) -> None:
+        if policy not in BALANCE_POLICIES:
+            raise ValueError(f"unknown balance policy {policy!r}; choose from {BALANCE_POLICIES}")
+        if policy in ("cluster-centroids", "smote") and represent is None:
+            raise ValueError(f"--balance {policy} needs a sample representation")
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.n_classes = n_classes
+        self.policy = policy
+        self.seed = seed
+        self.represent = represent
+        self.counts = np.bincount(self.labels, minlength=n_classes)
+        present = self.counts[self.counts > 0]
+        if not len(present):
+            raise ValueError("the train split is empty")
+        self.min_count, self.max_count = int(present.min()), int(present.max())
+        self._neighbours: dict[int, np.ndarray] = {}
+
+    def epoch_size(self) -> int:
+        """Samples per epoch (the same every epoch)."""
+        n_present = int((self.counts > 0).sum())
+        if self.policy in ("undersample", "cluster-centroids"):
+            return n_present * self.min_count
+        if self.policy in ("oversample", "smote"):
+            return n_present * self.max_count
+        return len(self.labels)
+
+    def class_weights(self) -> np.ndarray:
+        """scikit-learn's ``balanced`` weights per class code (0 for absent classes)."""
+        n_present = int((self.counts > 0).sum())
+        with np.errstate(divide="ignore"):
+            weights = len(self.labels) / (n_present * self.counts.astype(np.float64))
+        return np.where(self.counts > 0, weights, 0.0).astype(np.float32)
+
+    def epoch(self, epoch: int) -> Selection:
+        """The shuffled selection of epoch ``epoch``."""
+        rng = np.random.default_rng([self.seed, epoch])
+        state = int(rng.integers(2**31 - 1))
+        positions = np.arange(len(self.labels))
+        if self.policy in ("undersample", "oversample"):
+            from imblearn.over_sampling import RandomOverSampler
+            from imblearn.under_sampling import RandomUnderSampler
+
+            kind = RandomUnderSampler if self.policy == "undersample" else RandomOverSampler
+            sampler = kind(sampling_strategy="all", random_state=state)
+            sampler.fit_resample(positions.reshape(-1, 1), self.labels)
+            selection = Selection(np.asarray(sampler.sample_indices_, dtype=np.int64))
+        elif self.policy == "class-weight":
+            selection = Selection(positions, weights=self.class_weights()[self.labels])
+        elif self.policy == "cluster-centroids":
+            selection = Selection(self._cluster_centroids(state))
+        elif self.policy == "smote":
+            selection = self._smote(rng)
+        else:
+            selection = Selection(positions)
+        return selection.take(rng.permutation(len(selection)))
+
+    def _cluster_centroids(self, state: int) -> np.ndarray:
+        from sklearn.cluster import MiniBatchKMeans
+        from sklearn.metrics import pairwise_distances_argmin
+
+        assert self.represent is not None
+        chosen = []
+        target = self.min_count
+        for code in np.flatnonzero(self.counts):
+            members = np.flatnonzero(self.labels == code)
+            if len(members) <= target:
+                chosen.append(members)
+                continue
+            # What ClusterCentroids(voting="hard") does: k-means with k = target, then the
+            # real sample nearest to each centroid. Samples, not synthetic centroids, so the
+            # selection stays a list of indices.
+            x = self.represent[members]
+            kmeans = MiniBatchKMeans(
+                n_clusters=target,
+                n_init=1,
+                max_iter=20,
+                batch_size=max(1024, 3 * target),
+                random_state=state,
+            ).fit(x)
+            chosen.append(members[pairwise_distances_argmin(kmeans.cluster_centers_, x)])
+        return np.concatenate(chosen)
+
+    def _smote(self, rng: np.random.Generator) -> Selection:
+        positions, partners, steps = [np.arange(len(self.labels))], [], []
+        partners.append(np.full(len(self.labels), -1, dtype=np.int64))
+        steps.append(np.zeros(len(self.labels), dtype=np.float32))
+        for code in np.flatnonzero(self.counts):
+            members = np.flatnonzero(self.labels == code)
+            missing = self.max_count - len(members)
+            if missing <= 0:
+                continue
+            seeds = rng.integers(0, len(members), missing)
+            neighbours = self._class_neighbours(int(code), members)
+            if neighbours.shape[1] == 0:  # a single sample: nothing to interpolate with
+                partner = np.full(missing, -1, dtype=np.int64)
+                step = np.zeros(missing, dtype=np.float32)
+            else:
+                pick = rng.integers(0, neighbours.shape[1], missing)
+                partner = members[neighbours[seeds, pick]]
+                step = rng.random(missing, dtype=np.float32)
+            positions.append(members[seeds])
+            partners.append(partner)
+            steps.append(step)
+        return Selection(np.concatenate(positions), np.concatenate(partners), np.concatenate(steps))
+
+    def _class_neighbours(self, code: int, members: np.ndarray, k: int = 5) -> np.ndarray:
+        """Within-class nearest neighbours (positions into ``members``), computed once."""
+        if code not in self._neighbours:
+            from sklearn.neighbors import NearestNeighbors
+
+            assert self.represent is not None
+            k = min(k, len(members) - 1)
+            if k < 1:
+                self._neighbours[code] = np.zeros((len(members), 0), dtype=np.int64)
+            else:
+                x = self.represent[members]
+                nn = NearestNeighbors(n_neighbors=k + 1).fit(x)
+                self._neighbours[code] = nn.kneighbors(x, return_distance=False)[:, 1:]
+        return self._neighbours[code]
+
+
+@dataclass
+class Batch:
+    """One batch as fed to a model.
+
+    ``images`` are uint8 ``(b, h, w)``: standardisation happens in the model (Keras) or in
+    :meth:`BatchPipeline.blocks` (scikit-learn). ``indices`` are the store indices of every
+    sample whose pixels went into the batch (SMOTE partners included).
+    """
+
+    images: np.ndarray
+    log_size: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray | None
+    indices: np.ndarray = field(repr=False)
+
+
+def _interpolation_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """Bilinear (half-pixel centres) resampling matrix ``(n_out, n_in)``."""
+    centres = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+    centres = np.clip(centres, 0, n_in - 1)
+    lo = np.floor(centres).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = (centres - lo).astype(np.float32)
+    m = np.zeros((n_out, n_in), dtype=np.float32)
+    m[np.arange(n_out), lo] += 1 - frac
+    m[np.arange(n_out), hi] += frac
+    return m
+
+
+def augment_batch(
+    images: np.ndarray, log_size: np.ndarray, rng: np.random.Generator, rotate: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random flips (left-right, top-bottom) and 90-degree rotations of a batch.
+
+    A 90-degree rotation of a non-square image is a transpose resized back to ``(h, w)``: for
+    stretched images that is exactly what the store would hold for the rotated original, whose
+    height and width swap (so ``log_size`` swaps too). ``rotate=False`` (padded stores) keeps
+    flips only. Returns new arrays; the inputs are not changed.
+    """
+    images = images.copy()
+    log_size = log_size.copy()
+    n, h, w = images.shape
+    lr = rng.random(n) < 0.5
+    images[lr] = images[lr, :, ::-1]
+    tb = rng.random(n) < 0.5
+    images[tb] = images[tb, ::-1, :]
+    if rotate:
+        rot = np.flatnonzero(rng.random(n) < 0.5)
+        if len(rot):
+            turned = images[rot].transpose(0, 2, 1)  # (k, w, h)
+            if h != w:
+                ry, rx = _interpolation_matrix(h, w), _interpolation_matrix(w, h)
+                resized = np.einsum("ir,krc,jc->kij", ry, turned.astype(np.float32), rx)
+                turned = np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+            images[rot] = turned
+            log_size[rot] = log_size[rot, ::-1]
+    return images, log_size
+
+
+class BatchPipeline:
+    """Batches of the balanced selection of each epoch.
+
+    Parameters
+    ----------
+    train
+        The train split.
+    sampler
+        Draws each epoch's selection.
+    batch_size
+        Samples per batch (the last batch of an epoch may be smaller, never empty, and an
+        epoch always has at least one batch, however few samples the policy leaves).
+    augment
+        Random flips and 90-degree rotations (train only, per batch).
+    rotate
+        Allow 90-degree rotations when augmenting (False for padded stores).
+    seed
+        Seeds the order within streamed windows and the augmentation.
+    window_chunks
+        Streamed train sets: store chunks whose samples are shuffled together.
+    """
+
+    def __init__(
+        self,
+        train: TrainSet,
+        sampler: BalancedSampler,
+        batch_size: int = 128,
+        augment: bool = False,
+        rotate: bool = True,
+        seed: int = 0,
+        window_chunks: int = 16,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+        self.train = train
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.augment = augment
+        self.rotate = rotate
+        self.seed = seed
+        self.window_chunks = window_chunks
+
+    def steps_per_epoch(self) -> int:
+        """Batches per epoch: at least 1 (a policy that leaves fewer samples than one batch
+        still gives one, smaller batch)."""
+        return max(1, -(-self.sampler.epoch_size() // self.batch_size))
+
+    def _ordered(self, epoch: int, rng: np.random.Generator) -> Selection:
+        selection = self.sampler.epoch(epoch)
+        if self.train.in_ram:
+            return selection
+        # Streamed: visit chunks in random order, a window of chunks at a time, so that each
+        # chunk is read once per window and samples still mix across chunks.
+        chunk_of = self.train.chunk_of[selection.positions]
+        chunks = np.unique(chunk_of)
+        rank = np.empty(chunks.max() + 1, dtype=np.int64)
+        rank[rng.permutation(chunks)] = np.arange(len(chunks))
+        window = rank[chunk_of] // self.window_chunks
+        order = np.lexsort((rng.random(len(selection)), window))
+        return selection.take(order)
+
+    def batches(self, epoch: int) -> Iterator[Batch]:
+        """The batches of epoch ``epoch`` (repeatable for a seed)."""
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        selection = self._ordered(epoch, rng)
+        read_size = self.batch_size
+        if not self.train.in_ram:
+            read_size = max(self.batch_size, self.window_chunks * self.train.chunk)
+            read_size = -(-read_size // self.batch_size) * self.batch_size
+        for start in range(0, max(len(selection), 1), read_size):
+            part = selection.take(np.arange(start, min(start + read_size, len(selection))))
+            images = self.train.read(part.positions)
+            log_size = self.train.log_size[part.positions]
+            used = [part.positions]
+            if part.partners is not None and (part.partners >= 0).any():
+                images, log_size = self._interpolate(part, images, log_size)
+                used.append(part.partners[part.partners >= 0])
+            for b in range(0, len(part), self.batch_size):
+                sl = slice(b, b + self.batch_size)
+                x, s = images[sl], log_size[sl]
+                if self.augment:
+                    x, s = augment_batch(x, s, rng, self.rotate)
+                w = None if part.weights is None else part.weights[sl]
+                pos = [part.positions[sl]]
+                if part.partners is not None:
+                    pos.append(part.partners[sl][part.partners[sl] >= 0])
+                yield Batch(
+                    images=x,
+                    log_size=s,
+                    labels=self.train.labels[part.positions[sl]],
+                    weights=w,
+                    indices=self.train.indices[np.concatenate(pos)],
+                )
+
+    def _interpolate(
+        self, part: Selection, images: np.ndarray, log_size: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        assert part.partners is not None and part.steps is not None
+        syn = np.flatnonzero(part.partners >= 0)
+        other = self.train.read(part.partners[syn]).astype(np.float32)
+        step = part.steps[syn]
+        base = images[syn].astype(np.float32)
+        images = images.copy()
+        images[syn] = np.clip(np.rint(base + step[:, None, None] * (other - base)), 0, 255)
+        log_size = log_size.copy()
+        partner_size = self.train.log_size[part.partners[syn]]
+        log_size[syn] += step[:, None] * (partner_size - log_size[syn])
+        return images, log_size
+
+    def blocks(
+        self, epoch: int, normalisation: Normalisation, block_size: int = 4096
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """``(X, y, sample_weight)`` blocks for ``partial_fit``: standardised, flattened
+        float32 pixels, about ``block_size`` samples at a time."""
+        xs, ys, ws, n = [], [], [], 0
+        for batch in self.batches(epoch):
+            xs.append(batch.images)
+            ys.append(batch.labels)
+            ws.append(batch.weights)
+            n += len(batch.labels)
+            if n >= block_size:
+                yield self._block(xs, ys, ws, normalisation)
+                xs, ys, ws, n = [], [], [], 0
+        if n:
+            yield self._block(xs, ys, ws, normalisation)
+
+    @staticmethod
+    def _block(xs, ys, ws, normalisation):  # noqa: ANN001, ANN205 - private helper
+        x = normalisation.images(np.concatenate(xs)).reshape(sum(len(v) for v in ys), -1)
+        w = None if ws[0] is None else np.concatenate(ws)
+        return x, np.concatenate(ys), w
+
+    def tf_dataset(self, with_size: bool = True, first_epoch: int = 0) -> Any:
+        """An endless ``tf.data.Dataset`` of ``(inputs, labels[, weights])``, epoch after
+        epoch; pass ``steps_per_epoch=self.steps_per_epoch()`` to Keras ``fit``.
+
+        ``inputs`` is ``{"image": (b, h, w, 1) uint8, "size": (b, 2) float32}`` (``size``
+        only when ``with_size``). Imports TensorFlow.
+        """
+        import tensorflow as tf
+
+        h, w = self.train.image_size
+        weighted = self.sampler.policy == "class-weight"
+
+        def generate() -> Iterator[tuple]:
+            for epoch in itertools.count(first_epoch):
+                for batch in self.batches(epoch):
+                    inputs = {"image": batch.images[..., None]}
+                    if with_size:
+                        inputs["size"] = batch.log_size
+                    if weighted:
+                        yield inputs, batch.labels, batch.weights
+                    else:
+                        yield inputs, batch.labels
+
+        spec = {"image": tf.TensorSpec((None, h, w, 1), tf.uint8)}
+        if with_size:
+            spec["size"] = tf.TensorSpec((None, 2), tf.float32)
+        signature: tuple = (spec, tf.TensorSpec((None,), tf.int64))
+        if weighted:
+            signature += (tf.TensorSpec((None,), tf.float32),)
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        return dataset.prefetch(2)
