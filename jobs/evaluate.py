@@ -480,11 +480,17 @@ def compare_reports(
     if len(datasets) > 1:
         notes.append("the reports scored different data (store fingerprint or split differ)")
     f1 = per_class[names].to_numpy(dtype=float)
-    per_class["best"] = [
-        names[int(np.nanargmax(row))] if not np.all(np.isnan(row)) else "" for row in f1
-    ]
+    per_class["best"] = [_best(names, row) for row in f1]
     per_class = per_class.sort_values(names[0], kind="stable").reset_index(drop=True)
     return overall, per_class, notes
+
+
+def _best(names: list[str], scores: np.ndarray) -> str:
+    """The name of the single best score; "tie" when several share it, "" when none exists."""
+    if np.all(np.isnan(scores)):
+        return ""
+    winners = np.flatnonzero(scores == np.nanmax(scores))
+    return names[int(winners[0])] if len(winners) == 1 else "tie"
 
 
 def _md_table(frame: pd.DataFrame) -> list[str]:
@@ -564,10 +570,12 @@ def evaluate_command(
     """
     try:
         info = read_model_info(model_dir)
-        if is_store(source):
-            open_store(source)  # fail fast, before starting a cluster
+        if is_store(source):  # fail fast, before starting a cluster
+            class_mapping(info, open_store(source).class_names, f"store {source}")
     except (FileNotFoundError, StoreFormatError) as exc:
         raise click.UsageError(str(exc)) from None
+    except ModelMismatchError as exc:
+        raise click.ClickException(str(exc)) from None
     # Keras models on a store predict in this process; everything else runs on Dask.
     need_dask = not (is_store(source) and info.is_keras)
     try:
