@@ -544,7 +544,12 @@ def comparison_markdown(overall: pd.DataFrame, per_class: pd.DataFrame, notes: l
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder."
 )
-@click.option("--tta", is_flag=True, help="Average over the 8 flips / 90-degree rotations.")
+@click.option(
+    "--tta",
+    is_flag=True,
+    help="Average over the 8 flips / 90-degree rotations (rotated views of non-square "
+    "images are resized back to the model size; see plankton_store.tta).",
+)
 @click.option(
     "--skip-unknown-labels",
     is_flag=True,

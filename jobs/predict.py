@@ -303,7 +303,12 @@ def predict_source(
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False), help="Predictions CSV to write."
 )
-@click.option("--tta", is_flag=True, help="Average over the 8 flips / 90-degree rotations.")
+@click.option(
+    "--tta",
+    is_flag=True,
+    help="Average over the 8 flips / 90-degree rotations (rotated views of non-square "
+    "images are resized back to the model size; see plankton_store.tta).",
+)
 @click.option(
     "--label-column",
     default=None,
