@@ -1,0 +1,171 @@
+"""The train job: every model on a small generated store, MODEL_DIR, leaks, grids, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+from click.testing import CliRunner
+
+from jobs.train import TrainOptions, parse_grid, run_grid, train, train_command
+from plankton_store import format as fmt
+from plankton_store.models import ModelInputs, load_model, macro_f1
+from plankton_store.store import StoreFormatError, open_store
+
+#: Short runs that still learn on the 32x24 demo store.
+RUNS = {
+    "mlp": TrainOptions(model="mlp", epochs=30, threads=1),
+    "features": TrainOptions(model="features", epochs=3, threads=1),
+    "cnn": TrainOptions(model="cnn", epochs=12, threads=1),
+    "seed-cnn": TrainOptions(model="seed-cnn", epochs=10, balance="none", threads=1),
+}
+
+
+def stratified_baseline(store) -> float:
+    """Val macro-F1 of guessing classes at their train frequencies (mean of 20 draws)."""
+    train_y = store.labels[store.split_indices("train")]
+    val_y = store.labels[store.split_indices("val")]
+    prior = np.bincount(train_y) / len(train_y)
+    rng = np.random.default_rng(0)
+    return float(
+        np.mean([macro_f1(val_y, rng.choice(len(prior), len(val_y), p=prior)) for _ in range(20)])
+    )
+
+
+@pytest.fixture(scope="module", params=list(RUNS))
+def trained(request, demo_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / request.param
+    result = train(demo_store, out, RUNS[request.param], echo=None)
+    return result, out
+
+
+def test_model_beats_stratified_random_and_writes_model_dir(trained, demo_store):
+    result, out = trained
+    store = open_store(demo_store)
+    baseline = stratified_baseline(store)
+    assert baseline < 0.1
+    assert result.val_macro_f1 > baseline + 0.1, (result.model, result.val_macro_f1, baseline)
+    meta = json.loads((out / "model.json").read_text())
+    for key in ("kind", "class_names", "label_column", "store_fingerprint", "store", "image_size",
+                "resize_mode", "normalisation", "options", "seed", "best_epoch", "val_macro_f1",
+                "val_accuracy", "plankton_jobs_version"):  # fmt: skip
+        assert key in meta, key
+    assert meta["store_fingerprint"] == store.fingerprint
+    assert meta["class_names"] == store.class_names
+    model_file = "model.keras" if result.model in ("cnn", "seed-cnn") else "model.skops"
+    assert (out / model_file).is_file() and (out / "history.png").stat().st_size > 1000
+    history = pd.read_csv(out / "history.csv")
+    assert {"epoch", "loss", "accuracy", "val_macro_f1", "val_accuracy", "seconds"} <= set(history)
+    assert history["val_macro_f1"].max() == pytest.approx(meta["val_macro_f1"])
+    # The loaded model reproduces the recorded val macro-F1 of its best epoch.
+    model = load_model(out)
+    val_idx = store.split_indices("val")
+    proba = model.predict_proba(ModelInputs.from_store(store, val_idx), batch_size=64)
+    assert proba.shape == (len(val_idx), len(store.class_names)) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    f1 = macro_f1(store.labels[val_idx], proba.argmax(axis=1))
+    assert f1 == pytest.approx(meta["val_macro_f1"], abs=1e-6)
+
+
+def test_mlp_is_repeatable_and_never_sees_val_or_test(demo_store, tmp_path):
+    """Poisoning every val and test image and label leaves the training curve unchanged:
+    no val/test sample reaches training (or the normalisation statistics)."""
+    poisoned = tmp_path / "poisoned.zarr"
+    shutil.copytree(demo_store, poisoned)
+    group = zarr.open_group(str(poisoned), mode="r+")
+    store = open_store(demo_store)
+    held_out = np.flatnonzero(store.splits > fmt.Split.TRAIN)
+    images = group[fmt.IMAGES][:]
+    images[held_out] = np.random.default_rng(1).integers(0, 256, images[held_out].shape)
+    group[fmt.IMAGES][:] = images
+    labels = group[fmt.LABEL][:]
+    labels[held_out] = labels[held_out][::-1]
+    group[fmt.LABEL][:] = labels
+    options = TrainOptions(model="mlp", epochs=4, threads=1, patience=100)
+    runs = [train(p, tmp_path / name, options, echo=None) for p, name in
+            ((demo_store, "a"), (demo_store, "b"), (str(poisoned), "c"))]  # fmt: skip
+    curves = [pd.read_csv(tmp_path / n / "history.csv") for n in "abc"]
+    pd.testing.assert_frame_equal(curves[0].drop(columns=["seconds", "elapsed"]),
+                                  curves[1].drop(columns=["seconds", "elapsed"]))  # fmt: skip
+    for column in ("loss", "accuracy", "samples"):
+        np.testing.assert_array_equal(curves[0][column], curves[2][column])
+    norms = [json.loads((tmp_path / n / "model.json").read_text())["normalisation"] for n in "ac"]
+    assert norms[0] == norms[1]
+    assert runs[0].val_macro_f1 != runs[2].val_macro_f1  # val itself did change
+
+
+def test_mlp_job_never_imports_tensorflow(demo_store, tmp_path):
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from jobs.cli import main\n"
+        "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n"
+        "import jobs.train, plankton_store.models, plankton_store.sampling\n"
+        "from jobs.train import TrainOptions, train\n"
+        f"train({demo_store!r}, {str(tmp_path / 'm')!r}, TrainOptions(model='mlp', epochs=1, "
+        "threads=1), echo=None)\n"
+        "from plankton_store.models import load_model\n"
+        f"load_model({str(tmp_path / 'm')!r})\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
+        "assert not bad, bad[:5]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_clear_errors(demo_store, tmp_path):
+    options = TrainOptions(model="mlp", epochs=1, threads=1)
+    with pytest.raises(StoreFormatError, match="no store"):
+        train(str(tmp_path / "missing.zarr"), tmp_path / "m", options, echo=None)
+    (tmp_path / "exists").mkdir()
+    (tmp_path / "exists" / "model.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        train(demo_store, tmp_path / "exists", options, echo=None)
+    train(demo_store, tmp_path / "exists", options, overwrite=True, echo=None)
+    # A class whose train samples were all moved to val.
+    moved = tmp_path / "moved.zarr"
+    shutil.copytree(demo_store, moved)
+    group = zarr.open_group(str(moved), mode="r+")
+    split, label = group[fmt.SPLIT][:], group[fmt.LABEL][:]
+    split[(label == 0) & (split == fmt.Split.TRAIN)] = fmt.Split.VAL
+    group[fmt.SPLIT][:] = split
+    name = open_store(demo_store).class_names[0]
+    with pytest.raises(ValueError, match=f"no train samples for class.*{name}"):
+        train(str(moved), tmp_path / "m2", options, echo=None)
+    with pytest.raises(ValueError, match="unknown --balance"):
+        train(demo_store, tmp_path / "m3", TrainOptions(model="mlp", balance="magic"), echo=None)
+
+
+def test_grid_runs_on_dask_with_summary(demo_store, tmp_path, dask_client):
+    grid = parse_grid(["hidden=20,40", "lr=1e-3"])
+    assert [g["_name"] for g in grid] == ["hidden=20_lr=0.001", "hidden=40_lr=0.001"]
+    assert grid[0]["hidden"] == (20,)
+    table = run_grid(demo_store, tmp_path, TrainOptions(model="mlp", epochs=3), grid, dask_client,
+                     echo=None)  # fmt: skip
+    assert len(table) == 2 and table["val_macro_f1"].is_monotonic_decreasing
+    for name in ("hidden=20_lr=0.001", "hidden=40_lr=0.001"):
+        meta = json.loads((tmp_path / name / "model.json").read_text())
+        assert meta["options"]["hidden"] == [int(name.split("=")[1].split("_")[0])]
+        assert meta["options"]["threads"] == 1
+    assert (tmp_path / "grid_summary.csv").is_file()
+    with pytest.raises(ValueError, match="unknown"):
+        parse_grid(["depth=3"])
+
+
+def test_cli_progress_and_refusal(demo_store, tmp_path):
+    out = tmp_path / "cli"
+    args = [demo_store, "--model", "mlp", "--out", str(out), "--epochs", "2", "--threads", "1"]
+    result = CliRunner().invoke(train_command, args)
+    assert result.exit_code == 0, result.output
+    assert "epoch   1/2" in result.output and "epoch   2/2" in result.output
+    assert "val_macro_f1" in result.output
+    again = CliRunner().invoke(train_command, args)
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    missing = CliRunner().invoke(train_command, [str(tmp_path / "nope"), "--out", str(out) + "x"])
+    assert missing.exit_code != 0 and "no store" in missing.output
+    assert "seed-cnn" in CliRunner().invoke(train_command, ["--help"]).output
