@@ -148,15 +148,16 @@ def main() -> None:
     full = demo_export(args.full_scale, args.seed, args.cache)
     exports = {size: subset_export(full, size, args.seed, args.cache) for size in sizes}
 
-    header = f"{'size':>7} {'rows':>8} {'samples':>8} {'workers':>7} {'seconds':>8} "
+    header = f"{'size':>7} {'rows':>8} {'samples':>8} {'blocks':>6} {'workers':>7} {'seconds':>8} "
     header += f"{'images/s':>9} {'ms/image':>9}"
     print(header)
     results: dict[tuple[float, int], tuple[float, int, int]] = {}
 
     def report(size: float, workers: int) -> None:
         seconds, samples, rows = results[size, workers]
+        blocks = -(-samples // args.block_size)  # tasks: few blocks balance badly
         print(
-            f"{args.full_scale * size:>7.1%} {rows:>8} {samples:>8} {workers:>7} "
+            f"{args.full_scale * size:>7.1%} {rows:>8} {samples:>8} {blocks:>6} {workers:>7} "
             f"{seconds:>8.2f} {samples / seconds:>9,.0f} {1000 * seconds / samples:>9.3f}",
             flush=True,
         )
