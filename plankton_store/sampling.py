@@ -505,7 +505,7 @@ def augment_batch(
             turned = images[rot].transpose(0, 2, 1)  # (k, w, h)
             if h != w:
                 ry, rx = _interpolation_matrix(h, w), _interpolation_matrix(w, h)
-                resized = np.einsum("ir,krc,jc->kij", ry, turned.astype(np.float32), rx)
+                resized = ry @ turned.astype(np.float32) @ rx.T  # two matmuls, not einsum
                 turned = np.clip(np.rint(resized), 0, 255).astype(np.uint8)
             images[rot] = turned
             log_size[rot] = log_size[rot, ::-1]
