@@ -30,7 +30,7 @@ from plankton_store.plan import (
     count_by_class_and_split,
     make_plan,
 )
-from plankton_store.sources import Export, ExportError, is_url, read_export
+from plankton_store.sources import Export, ExportError, ImageFetcher, is_url, read_export
 from plankton_store.store import StoreLayout, create_store, finalize_store, store_state
 
 
@@ -184,7 +184,7 @@ def build_store(
         f"Planned {len(plan.samples)} samples in {len(tasks) + len(done_results)} blocks of "
         f"{options.block_size}" + (f"; {len(tasks)} left to build" if resume else "")
     )
-    results = done_results + _run_blocks(client, tasks, export.fetcher.fetch, progress)
+    results = done_results + _run_blocks(client, tasks, export.fetcher, progress)
     summary = _summarise(store, plan, sorted(results, key=lambda r: r.block_index), started)
     _write_rejects(target, summary.rejects, storage_options)
     finalize_store(
@@ -315,7 +315,7 @@ def _move_tree(fs: Any, src: str, dst: str) -> None:
 
 
 def _run_blocks(
-    client: Any, tasks: list, fetch: Callable[[str], bytes], progress: bool
+    client: Any, tasks: list, fetcher: ImageFetcher, progress: bool
 ) -> list[BlockResult]:
     from distributed import as_completed
     from tqdm import tqdm
@@ -325,7 +325,12 @@ def _run_blocks(
         # Tasks are idempotent (same bytes to the same shard), so retries after a lost
         # worker are safe.
         client.submit(
-            run_block, task, fetch, key=f"build-block-{run_id}-{task.block_index}", retries=3
+            run_block,
+            task,
+            # A remote export is fetched a block at a time; a local one image by image.
+            fetcher.batch(task.refs),
+            key=f"build-block-{run_id}-{task.block_index}",
+            retries=3,
         )
         for task in tasks
     ]

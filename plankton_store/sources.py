@@ -27,6 +27,7 @@ variables for s3fs) or from ``storage_options``.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import hashlib
@@ -34,9 +35,11 @@ import io
 import json
 import os
 import re
+import struct
 import threading
 import zipfile
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -78,13 +81,15 @@ class ExportError(ValueError):
 
 # --------------------------------------------------------------------------- fetcher
 
-# One open ZipFile per (zip path, process): a forked or spawned worker never reuses the
-# parent's file handle, whose file offset it would share.
-_ZIP_CACHE: dict[tuple[str, str, int], zipfile.ZipFile] = {}
+# One open zip per (zip path, storage options, process): a forked or spawned worker never
+# reuses the parent's file handle, whose file offset it would share.
+_ZIP_CACHE: dict[tuple[str, str, int], Any] = {}
 _ZIP_CACHE_LOCK = threading.Lock()
-#: Read-ahead window of a remote zip: one request usually covers a member's local header
-#: and its data (plankton JPEGs are a few KiB) plus its neighbours in zip order.
-REMOTE_ZIP_BLOCK_SIZE = 256 * 1024
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # zip local file header, 30 bytes
+_LOCAL_HEADER_SLACK = 256  # local extra fields may be longer than the central directory's
+# Batched remote reads merge member ranges less than _MERGE_GAP apart, up to _MERGE_BLOCK.
+_MERGE_GAP = 16 * 1024
+_MERGE_BLOCK = 8 * 1024 * 1024
 
 
 def is_url(path: str | os.PathLike[str]) -> bool:
@@ -112,7 +117,92 @@ def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, 
     return fsspec.core.url_to_fs(url, **(storage_options or {}))
 
 
-def _open_zip(path: str, storage_options: dict[str, Any] | None = None) -> zipfile.ZipFile:
+class _RemoteZip:
+    """Members of a zip on an object store, each read with one ranged request.
+
+    Block tasks read images in plan order, which is shuffled with respect to the zip, so a
+    buffered remote file would fetch a whole buffer per image; here the central directory
+    (read once) gives each member's offset and size, and a read fetches just that range.
+    """
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None) -> None:
+        self.url = url
+        self.fs, self.path = _filesystem(url, storage_options)
+        with self.fs.open(self.path, "rb") as f, zipfile.ZipFile(f) as zf:
+            self.members = {info.filename: info for info in zf.infolist()}
+        self.size = self.fs.size(self.path)
+
+    def member_range(self, name: str) -> tuple[int, int]:
+        """Byte range that usually holds the member's local header and data."""
+        info = self.members[name]
+        guess = _LOCAL_HEADER.size + len(name.encode()) + len(info.extra) + _LOCAL_HEADER_SLACK
+        return info.header_offset, min(info.header_offset + guess + info.compress_size, self.size)
+
+    def read(self, name: str) -> bytes:
+        """The member's uncompressed bytes; KeyError when there is no such member."""
+        start, end = self.member_range(name)
+        # Keywords: s3fs's third positional parameter is version_id.
+        return self.extract(name, self.fs.cat_file(self.path, start=start, end=end))
+
+    def read_many(self, names: list[str]) -> dict[str, bytes | Exception]:
+        """Several members with few, concurrent requests (nearby ranges merged)."""
+        from fsspec.utils import merge_offset_ranges
+
+        out: dict[str, bytes | Exception] = {}
+        wanted = []
+        for name in dict.fromkeys(names):
+            try:
+                wanted.append((*self.member_range(name), name))
+            except KeyError as exc:
+                out[name] = exc
+        wanted.sort()
+        if not wanted:
+            return out
+        _, starts, ends = merge_offset_ranges(
+            [self.path] * len(wanted),
+            [w[0] for w in wanted],
+            [w[1] for w in wanted],
+            max_gap=_MERGE_GAP,
+            max_block=_MERGE_BLOCK,
+            sort=True,
+        )
+        blocks = self.fs.cat_ranges([self.path] * len(starts), starts, ends, on_error="return")
+        for start, end, name in wanted:
+            i = bisect.bisect_right(starts, start) - 1
+            block = blocks[i]
+            try:
+                if isinstance(block, Exception):
+                    raise block
+                out[name] = self.extract(name, block[start - starts[i] : end - starts[i]])
+            except (OSError, zipfile.BadZipFile, zlib.error) as exc:
+                out[name] = exc
+        return out
+
+    def extract(self, name: str, buf: bytes) -> bytes:
+        """The member's bytes from ``buf``, which starts at its local header."""
+        info = self.members[name]
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise zipfile.BadZipFile(
+                f"{self.url}: {name} uses compression {info.compress_type}; "
+                "re-create the zip with stored or deflated members"
+            )
+        start = info.header_offset
+        magic, *_, name_len, extra_len = _LOCAL_HEADER.unpack_from(buf)
+        if magic != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"{self.url}: bad local header for {name}")
+        begin = _LOCAL_HEADER.size + name_len + extra_len
+        stop = begin + info.compress_size
+        if stop > len(buf):  # an unusually long local extra field: fetch the rest
+            buf += self.fs.cat_file(self.path, start=start + len(buf), end=start + stop)
+        data = buf[begin:stop]
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            data = zlib.decompress(data, -15)
+        if zlib.crc32(data) != info.CRC:
+            raise zipfile.BadZipFile(f"{self.url}: bad CRC-32 for {name}")
+        return data
+
+
+def _open_zip(path: str, storage_options: dict[str, Any] | None = None) -> Any:
     key = (path, _options_key(storage_options), os.getpid())
     zf = _ZIP_CACHE.get(key)
     if zf is None:
@@ -120,13 +210,7 @@ def _open_zip(path: str, storage_options: dict[str, Any] | None = None) -> zipfi
             zf = _ZIP_CACHE.get(key)
             if zf is None:
                 if is_url(path):
-                    fs, fs_path = _filesystem(path, storage_options)
-                    # zipfile serialises seek + read of a shared file object under its own
-                    # lock, so one remote file per process serves every thread.
-                    f = fs.open(
-                        fs_path, "rb", cache_type="readahead", block_size=REMOTE_ZIP_BLOCK_SIZE
-                    )
-                    zf = zipfile.ZipFile(f)
+                    zf = _RemoteZip(path, storage_options)
                 else:
                     zf = zipfile.ZipFile(_local_path(path))
                 _ZIP_CACHE[key] = zf
@@ -198,6 +282,70 @@ class ImageFetcher:
                 return f.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise FileNotFoundError(f"no image {ref!r} under {self.root}") from None
+
+    def batch(self, refs: Sequence[str]) -> Callable[[str], bytes]:
+        """A fetch function for a known batch of references (one block task's images).
+
+        For an export behind a URL it fetches the whole batch on its first call, with few
+        concurrent requests, since one request per image would make a build wait on
+        object-store latency; for a local export it is :meth:`fetch` itself.
+        """
+        if not is_url(self.root):
+            return self.fetch
+        return _BatchFetch(self, tuple(refs))
+
+    def fetch_many(self, refs: Sequence[str]) -> dict[str, bytes | Exception]:
+        """Each distinct reference's bytes, or the exception :meth:`fetch` would raise."""
+        if self.zip_name is not None and is_url(self.root):
+            zip_path = _join(self.root, self.zip_name)
+            found = _open_zip(zip_path, self.storage_options).read_many(list(refs))
+            return {
+                ref: FileNotFoundError(f"no image {ref!r} in {zip_path}")
+                if isinstance(v, KeyError)
+                else v
+                for ref, v in found.items()
+            }
+        if self.zip_name is None and is_url(self.root):
+            fs, fs_path = _filesystem(self.root, self.storage_options)
+            out: dict[str, bytes | Exception] = {}
+            paths = {}
+            for ref in dict.fromkeys(refs):
+                if _is_unsafe(ref):
+                    out[ref] = FileNotFoundError(f"refusing to read {ref!r}: it leaves {self.root}")
+                else:
+                    paths[fs_path.rstrip("/") + "/" + ref] = ref
+            for path, value in fs.cat(list(paths), on_error="return").items():
+                ref = paths.get(path) or paths[path.split("://", 1)[-1]]
+                if isinstance(value, (FileNotFoundError, IsADirectoryError)):
+                    value = FileNotFoundError(f"no image {ref!r} under {self.root}")
+                out[ref] = value
+            return out
+        out = {}
+        for ref in dict.fromkeys(refs):
+            try:
+                out[ref] = self.fetch(ref)
+            except FileNotFoundError as exc:
+                out[ref] = exc
+        return out
+
+
+@dataclass
+class _BatchFetch:
+    """``fetch`` for one batch of references, filled by one :meth:`ImageFetcher.fetch_many`."""
+
+    fetcher: ImageFetcher
+    refs: tuple[str, ...]
+    _found: dict[str, bytes | Exception] | None = field(default=None, repr=False)
+
+    def __call__(self, ref: str) -> bytes:
+        if self._found is None:
+            self._found = self.fetcher.fetch_many(self.refs)
+        value = self._found.get(ref)
+        if value is None:  # not in the batch: fetch it alone
+            return self.fetcher.fetch(ref)
+        if isinstance(value, Exception):
+            raise value
+        return value
 
 
 def _join(root: str, name: str) -> str:

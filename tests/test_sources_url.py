@@ -74,3 +74,30 @@ def test_file_url_takes_the_local_path(small_export):
 def test_missing_url_folder_is_an_export_error(memory_fs):
     with pytest.raises(ExportError, match="memory://url-tests/none: no such folder"):
         read_export("memory://url-tests/none")
+
+
+@pytest.mark.parametrize("layout", ["zip", "folder"])
+def test_batch_fetch_equals_fetch(small_export, memory_fs, tmp_path, layout):
+    local = small_export
+    if layout == "folder":
+        local = tmp_path / "export"
+        with zipfile.ZipFile(small_export / "imgs.zip") as zf:
+            zf.extractall(local)
+        shutil.copy(small_export / "meta.csv", local / "meta.csv")
+    memory_fs.put(str(local), f"/url-tests/{layout}", recursive=True)
+    remote = read_export(f"memory://url-tests/{layout}")
+    refs = remote.table["image"].tolist()[::-1]  # not in zip order
+    refs += refs[:3] + ["imgs/1.jpg"]  # duplicates (augmented copies) and a missing image
+    fetch = pickle.loads(pickle.dumps(remote.fetcher.batch(refs)))
+    expected = read_export(local).fetcher
+    for ref in refs[:-1]:
+        assert fetch(ref) == expected.fetch(ref)
+    with pytest.raises(FileNotFoundError, match="no image 'imgs/1.jpg'"):
+        fetch("imgs/1.jpg")
+    # A reference outside the batch is fetched alone.
+    assert remote.fetcher.batch(refs[:1])(refs[1]) == remote.fetcher.fetch(refs[1])
+
+
+def test_batch_of_a_local_export_is_plain_fetch(small_export):
+    fetcher = read_export(small_export).fetcher
+    assert fetcher.batch(["imgs/1000.jpg"]) == fetcher.fetch
