@@ -159,7 +159,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FSSPEC_"))}
         env.pop("PLANKTON_JOBS_CLUSTER_CONFIG", None)
         env.update(s3_env)
-        moto = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+        moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
         processes.start("moto", moto, env)
 
         def s3_up() -> bool:
