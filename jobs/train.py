@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 
 from jobs.cluster import cluster_options, dask_client
+from plankton_store.metrics import macro_f1
 from plankton_store.models import (
     MODEL_KINDS,
     ModelInputs,
     TrainedModel,
     feature_matrix,
     keras_inputs,
-    macro_f1,
     save_model,
 )
 from plankton_store.sampling import (

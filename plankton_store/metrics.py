@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 PER_CLASS_COLUMNS = ("class", "support", "precision", "recall", "f1")
 
@@ -48,6 +48,15 @@ def per_class_table(
             "f1": f1,
         }
     )
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """The task's metric: F1 averaged over the classes in ``y_true`` or ``y_pred``.
+
+    This is ``sklearn.metrics.f1_score(average="macro")``; training (validation macro-F1)
+    and evaluation both use it, so their figures are comparable.
+    """
+    return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
 
 
 def top_k_accuracy(y_true: np.ndarray, proba: np.ndarray, k: int = 3) -> float:

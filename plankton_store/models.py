@@ -42,7 +42,6 @@ __all__ = [
     "build_seed_cnn",
     "feature_matrix",
     "load_model",
-    "macro_f1",
     "plot_history",
     "save_model",
 ]
@@ -141,14 +140,6 @@ def feature_matrix(inputs: ModelInputs, feature_columns: dict[str, list[str]]) -
         parts.append(values.astype(np.float32, copy=False))
     parts.append(inputs.log_size)
     return np.concatenate(parts, axis=1)
-
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Macro-F1 over the classes present in ``y_true`` (absent classes would count 0)."""
-    from sklearn.metrics import f1_score
-
-    labels = np.unique(y_true)
-    return float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
 
 
 # ------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from jobs.train import TrainOptions, parse_grid, run_grid, train, train_command
 from plankton_store import format as fmt
-from plankton_store.models import ModelInputs, load_model, macro_f1
+from plankton_store.metrics import macro_f1
+from plankton_store.models import ModelInputs, load_model
 from plankton_store.store import StoreFormatError, open_store
 
 #: Short runs that still learn on the 32x24 demo store.
