@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -13,6 +14,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Real images (NDSB-2015 / PlanktonSet 1.0) in the FlowCam layout, outside the repository.
+NDSB_DEV = Path(
+    os.environ.get("PLANKTON_NDSB_DEV") or REPO_ROOT.parent / "shared" / "data" / "ndsb-dev"
+)
 
 
 def shape_image(label_index: int, height: int, width: int, rng: np.random.Generator) -> Image.Image:

@@ -7,20 +7,14 @@ environment variable ``PLANKTON_NDSB_DEV`` points elsewhere.
 from __future__ import annotations
 
 import io
-import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from plankton_store.sources import read_export
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-NDSB_DEV = Path(
-    os.environ.get("PLANKTON_NDSB_DEV") or REPO_ROOT.parent / "shared" / "data" / "ndsb-dev"
-)
+from tests.conftest import NDSB_DEV
 
 pytestmark = [
     pytest.mark.realdata,
