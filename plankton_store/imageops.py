@@ -57,26 +57,46 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def decode_gray(data: bytes) -> Image.Image:
+#: Operations that commute with scaling: their images may be decoded at reduced size.
+GEOMETRIC_OPS = frozenset({"none", "flip_lr", "flip_tb", "rot90"})
+
+
+def decode_gray(data: bytes, draft_size: tuple[int, int] | None = None) -> Image.Image:
     """Decode image bytes of any format and mode into an 8-bit grayscale (mode "L") image.
 
     Pillow's decompression-bomb guard stays on, and its warning (images between the limit and
     twice the limit) counts as an error too: such an image is rejected, never decoded.
+
+    Parameters
+    ----------
+    data
+        The encoded image.
+    draft_size
+        ``(width, height)`` the image will be shrunk to, if any: a JPEG is then decoded with
+        Pillow's draft mode, which scales it down by 1/2, 1/4 or 1/8 in the DCT domain while
+        staying at least that size (what ``Image.thumbnail`` does). Much faster for large
+        images; the result differs from a full decode by a fraction of a grey level.
 
     Raises
     ------
     ImageDecodeError
         With a specific reason: empty file, not an image, truncated, too large, unsupported mode.
     """
+    return _decode(data, draft_size)[0]
+
+
+def _decode(data: bytes, draft_size: tuple[int, int] | None) -> tuple[Image.Image, int, int]:
+    """The decoded grayscale image and the (height, width) stored in the file."""
     if not data:
         raise ImageDecodeError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
+            width, height = im.size
             if im.format == "JPEG":
                 # Decode the luma channel straight away: same pixels as convert("L"), faster.
-                im.draft("L", im.size)
+                im.draft("L", draft_size or im.size)
             im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"decompression-bomb guard: {exc}") from None
@@ -84,7 +104,7 @@ def decode_gray(data: bytes) -> Image.Image:
         raise ImageDecodeError("not a readable image (unknown format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
-    return _to_gray(im)
+    return _to_gray(im), height, width
 
 
 def _to_gray(im: Image.Image) -> Image.Image:
@@ -160,8 +180,22 @@ def prepare_image(
     ImageDecodeError
         If the bytes are not a usable image.
     """
-    im = augment(decode_gray(data), operation)
-    return resize(im, size, mode), im.height, im.width
+    im, orig_height, orig_width = _decode(
+        data, draft_target(size) if operation in GEOMETRIC_OPS else None
+    )
+    im = augment(im, operation)
+    if operation == "rot90":
+        orig_height, orig_width = orig_width, orig_height
+    return resize(im, size, mode), orig_height, orig_width
+
+
+def draft_target(size: tuple[int, int]) -> tuple[int, int]:
+    """The draft-mode size for a target ``(height, width)``: a square of its longer side.
+
+    Square, so that the decoded image covers the target in either orientation (rot90).
+    """
+    side = max(size)
+    return side, side
 
 
 def prepare_images(

@@ -108,7 +108,9 @@ def _local_path(text: str) -> str:
 
 
 def _options_key(storage_options: dict[str, Any] | None) -> str:
-    return json.dumps(storage_options or {}, sort_keys=True, default=str)
+    if not storage_options:  # the common case, on the per-image path: skip the JSON
+        return ""
+    return json.dumps(storage_options, sort_keys=True, default=str)
 
 
 def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
@@ -117,20 +119,21 @@ def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, 
     return fsspec.core.url_to_fs(url, **(storage_options or {}))
 
 
-class _RemoteZip:
-    """Members of a zip on an object store, each read with one ranged request.
+class _IndexedZip:
+    """Zip members read straight from their byte ranges, found once in the central directory.
 
     Block tasks read images in plan order, which is shuffled with respect to the zip, so a
-    buffered remote file would fetch a whole buffer per image; here the central directory
-    (read once) gives each member's offset and size, and a read fetches just that range.
+    buffered reader would fetch a whole buffer per image, and ``zipfile.ZipFile.read`` costs
+    more per small member than decoding it; here each read touches just the member's range.
+    Subclasses say how a byte range is read.
     """
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None) -> None:
-        self.url = url
-        self.fs, self.path = _filesystem(url, storage_options)
-        with self.fs.open(self.path, "rb") as f, zipfile.ZipFile(f) as zf:
-            self.members = {info.filename: info for info in zf.infolist()}
-        self.size = self.fs.size(self.path)
+    url: str
+    size: int
+    members: dict[str, zipfile.ZipInfo]
+
+    def read_range(self, start: int, end: int) -> bytes:
+        raise NotImplementedError
 
     def member_range(self, name: str) -> tuple[int, int]:
         """Byte range that usually holds the member's local header and data."""
@@ -140,9 +143,59 @@ class _RemoteZip:
 
     def read(self, name: str) -> bytes:
         """The member's uncompressed bytes; KeyError when there is no such member."""
-        start, end = self.member_range(name)
+        return self.extract(name, self.read_range(*self.member_range(name)))
+
+    def extract(self, name: str, buf: bytes) -> bytes:
+        """The member's bytes from ``buf``, which starts at its local header."""
+        info = self.members[name]
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise zipfile.BadZipFile(
+                f"{self.url}: {name} uses compression {info.compress_type}; "
+                "re-create the zip with stored or deflated members"
+            )
+        start = info.header_offset
+        magic, *_, name_len, extra_len = _LOCAL_HEADER.unpack_from(buf)
+        if magic != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"{self.url}: bad local header for {name}")
+        begin = _LOCAL_HEADER.size + name_len + extra_len
+        stop = begin + info.compress_size
+        if stop > len(buf):  # an unusually long local extra field: read the rest
+            buf += self.read_range(start + len(buf), start + stop)
+        data = buf[begin:stop]
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            data = zlib.decompress(data, -15)
+        if zlib.crc32(data) != info.CRC:
+            raise zipfile.BadZipFile(f"{self.url}: bad CRC-32 for {name}")
+        return data
+
+
+class _LocalZip(_IndexedZip):
+    """A local zip read with ``os.pread``: no seek, no per-member file object."""
+
+    def __init__(self, path: str) -> None:
+        self.url = path
+        with zipfile.ZipFile(path) as zf:
+            self.members = {info.filename: info for info in zf.infolist()}
+        self.fd = os.open(path, os.O_RDONLY)
+        self.size = os.fstat(self.fd).st_size
+
+    def read_range(self, start: int, end: int) -> bytes:
+        return os.pread(self.fd, end - start, start)
+
+
+class _RemoteZip(_IndexedZip):
+    """Members of a zip on an object store, each read with one ranged request."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None) -> None:
+        self.url = url
+        self.fs, self.path = _filesystem(url, storage_options)
+        with self.fs.open(self.path, "rb") as f, zipfile.ZipFile(f) as zf:
+            self.members = {info.filename: info for info in zf.infolist()}
+        self.size = self.fs.size(self.path)
+
+    def read_range(self, start: int, end: int) -> bytes:
         # Keywords: s3fs's third positional parameter is version_id.
-        return self.extract(name, self.fs.cat_file(self.path, start=start, end=end))
+        return self.fs.cat_file(self.path, start=start, end=end)
 
     def read_many(self, names: list[str]) -> dict[str, bytes | Exception]:
         """Several members with few, concurrent requests (nearby ranges merged)."""
@@ -178,29 +231,6 @@ class _RemoteZip:
                 out[name] = exc
         return out
 
-    def extract(self, name: str, buf: bytes) -> bytes:
-        """The member's bytes from ``buf``, which starts at its local header."""
-        info = self.members[name]
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise zipfile.BadZipFile(
-                f"{self.url}: {name} uses compression {info.compress_type}; "
-                "re-create the zip with stored or deflated members"
-            )
-        start = info.header_offset
-        magic, *_, name_len, extra_len = _LOCAL_HEADER.unpack_from(buf)
-        if magic != b"PK\x03\x04":
-            raise zipfile.BadZipFile(f"{self.url}: bad local header for {name}")
-        begin = _LOCAL_HEADER.size + name_len + extra_len
-        stop = begin + info.compress_size
-        if stop > len(buf):  # an unusually long local extra field: fetch the rest
-            buf += self.fs.cat_file(self.path, start=start + len(buf), end=start + stop)
-        data = buf[begin:stop]
-        if info.compress_type == zipfile.ZIP_DEFLATED:
-            data = zlib.decompress(data, -15)
-        if zlib.crc32(data) != info.CRC:
-            raise zipfile.BadZipFile(f"{self.url}: bad CRC-32 for {name}")
-        return data
-
 
 def _open_zip(path: str, storage_options: dict[str, Any] | None = None) -> Any:
     key = (path, _options_key(storage_options), os.getpid())
@@ -212,7 +242,7 @@ def _open_zip(path: str, storage_options: dict[str, Any] | None = None) -> Any:
                 if is_url(path):
                     zf = _RemoteZip(path, storage_options)
                 else:
-                    zf = zipfile.ZipFile(_local_path(path))
+                    zf = _LocalZip(_local_path(path))
                 _ZIP_CACHE[key] = zf
     return zf
 
@@ -260,6 +290,8 @@ class ImageFetcher:
         ------
         FileNotFoundError
             No image with this reference (or the reference leaves ``root``).
+        OSError
+            The zip member is corrupt (bad CRC, bad header, undecompressable).
         """
         if self.zip_name is not None:
             zip_path = _join(self.root, self.zip_name)
@@ -268,6 +300,9 @@ class ImageFetcher:
                 return zf.read(ref)
             except KeyError:
                 raise FileNotFoundError(f"no image {ref!r} in {zip_path}") from None
+            except (zipfile.BadZipFile, zlib.error) as exc:
+                # An OSError, like any other unreadable file: the row is rejected, not fatal.
+                raise OSError(f"corrupt zip member {ref!r}: {exc}") from None
         if _is_unsafe(ref):
             raise FileNotFoundError(f"refusing to read {ref!r}: it leaves {self.root}")
         if is_url(self.root):

@@ -75,20 +75,33 @@ def test_no_augmented_copy_outside_train_and_no_objid_in_two_splits(built):
 
 
 def test_stored_images_equal_a_direct_pillow_decode_and_resize(built, small_export):
+    """Pillow, step by step: draft-mode JPEG decode (DCT-domain shrink, as Image.thumbnail
+    does) for geometric operations, grayscale, the operation, a bilinear resize."""
     store = open_store(built[0])
     images = store.images[:]
     objid = store.array(fmt.OBJID)[:]
     source = store.array(fmt.SOURCE_OBJID)[:]
     augmentation = store.array(fmt.AUGMENTATION)[:]
     height, width = store.image_size
+    side = max(height, width)
+    reduced = 0
     with zipfile.ZipFile(small_export / "imgs.zip") as zf:
         for i in range(store.n_samples):
             obj = objid[i] if augmentation[i] == 0 else source[i]
+            operation = fmt.AUGMENTATIONS[augmentation[i]]
             with Image.open(io.BytesIO(zf.read(f"imgs/{obj}.jpg"))) as im:
-                im = augment(im.convert("L"), fmt.AUGMENTATIONS[augmentation[i]])
-                assert store.array(fmt.ORIG_HEIGHT)[i] == im.height
+                full_width, full_height = im.size
+                if operation in ("none", "flip_lr", "flip_tb", "rot90"):
+                    im.draft("L", (side, side))
+                reduced += im.size != (full_width, full_height)
+                im = augment(im.convert("L"), operation)
                 expected = np.asarray(im.resize((width, height), RESAMPLE))
+            if operation == "rot90":
+                full_width, full_height = full_height, full_width
+            assert store.array(fmt.ORIG_HEIGHT)[i] == full_height
+            assert store.array(fmt.ORIG_WIDTH)[i] == full_width
             np.testing.assert_array_equal(images[i], expected, err_msg=f"sample {i}")
+    assert reduced > 0, "no image exercised the draft-mode decode"
 
 
 def test_features_follow_their_samples(built, small_export):
