@@ -22,7 +22,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from jobs.cluster import cluster_options, dask_client
+from jobs.cluster import cluster_options, dask_client, model_dir_option
 from plankton_store import format as fmt
 from plankton_store import inference
 from plankton_store.inference import (
@@ -531,13 +531,7 @@ def comparison_markdown(overall: pd.DataFrame, per_class: pd.DataFrame, notes: l
 
 @click.command("evaluate")
 @click.argument("source", type=click.Path(exists=True, file_okay=False))
-@click.option(
-    "--model",
-    "model_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Folder of a trained model (the --out of `plankton-jobs train`).",
-)
+@model_dir_option
 @click.option(
     "--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Store split."
 )

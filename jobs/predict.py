@@ -20,7 +20,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from jobs.cluster import cluster_options, dask_client
+from jobs.cluster import cluster_options, dask_client, model_dir_option
 from plankton_store.inference import (
     ExportBlock,
     ExportBlockResult,
@@ -293,13 +293,7 @@ def predict_source(
 
 @click.command("predict")
 @click.argument("source", type=click.Path(exists=True, file_okay=False))
-@click.option(
-    "--model",
-    "model_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Folder of a trained model (the --out of `plankton-jobs train`).",
-)
+@model_dir_option
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False), help="Predictions CSV to write."
 )
