@@ -80,7 +80,9 @@ def main() -> None:
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "plankton-bench"
     )
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--block-size", type=int, default=4096)
+    parser.add_argument(
+        "--block-size", type=int, default=None, help="samples per block [default: automatic]"
+    )
     parser.add_argument("--resize", default="stretch", choices=["stretch", "pad"])
     args = parser.parse_args()
 

@@ -10,7 +10,8 @@ size draws from the same image population. Each size is built on a local cluster
 ``--scan-workers`` worker processes (one thread each) that is started, and warmed up, before
 the clock starts; the largest size is then built again with each count in ``--workers``.
 
-Prints, per size and worker count: samples written, seconds (the whole build: read export,
+Augmentation is off (``augment_below=0``), so every sample is one decoded image at every
+size. Prints, per size and worker count: samples written, seconds (the whole build: read export,
 plan, Dask tasks, write, finalize; best of ``--repeat``), images/s and ms per image; then the
 spread of the per-image cost and the speed-up of 2 workers over 1, with the ratio of each to
 its target (issue 6: spread < 25 %, speed-up >= 1.7).
@@ -90,6 +91,7 @@ def _warm_up() -> None:
     import zarr  # noqa: F401
 
     import plankton_store.build  # noqa: F401
+    import plankton_store.sources  # noqa: F401 - unpickling a task's fetcher imports it
 
 
 def timed_build(client, export: Path, options: BuildOptions, repeat: int) -> tuple[float, int, int]:
@@ -135,14 +137,20 @@ def main() -> None:
     parser.add_argument("--scan-workers", type=int, default=2, help="workers for the size scan")
     parser.add_argument("--repeat", type=int, default=1, help="builds per point; best counts")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--block-size", type=int, default=4096)
+    parser.add_argument(
+        "--block-size", type=int, default=None, help="samples per block [default: automatic]"
+    )
     parser.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "plankton-bench" / "scaling"
     )
     args = parser.parse_args()
     sizes = sorted(float(s) for s in args.sizes.split(","))
     worker_counts = sorted(int(w) for w in args.workers.split(","))
-    options = BuildOptions(block_size=args.block_size, chunk_size=512, max_per_class=None)
+    # No augmented copies: their share (and their filters' cost) depends on the export size,
+    # which would hide how the build itself scales. Every sample is then one decoded image.
+    options = BuildOptions(
+        block_size=args.block_size, chunk_size=512, max_per_class=None, augment_below=0
+    )
 
     args.cache.mkdir(parents=True, exist_ok=True)
     full = demo_export(args.full_scale, args.seed, args.cache)
@@ -155,7 +163,8 @@ def main() -> None:
 
     def report(size: float, workers: int) -> None:
         seconds, samples, rows = results[size, workers]
-        blocks = -(-samples // args.block_size)  # tasks: few blocks balance badly
+        block_size = options.resolved(samples).block_size
+        blocks = -(-samples // block_size)  # tasks: few blocks balance badly
         print(
             f"{args.full_scale * size:>7.1%} {rows:>8} {samples:>8} {blocks:>6} {workers:>7} "
             f"{seconds:>8.2f} {samples / seconds:>9,.0f} {1000 * seconds / samples:>9.3f}",

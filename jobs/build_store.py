@@ -160,6 +160,7 @@ def build_store(
     )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
     plan = make_plan(export.table, options, export.rejects, export.rows_read)
+    options = options.resolved(len(plan.samples))
     if not len(plan.samples):
         raise ExportError(
             f"nothing to store from {source}: all {plan.rows_read} rows were rejected "
@@ -480,9 +481,9 @@ def format_summary(summary: BuildSummary) -> str:
 @click.option(
     "--block-size",
     type=click.IntRange(min=1),
-    default=4096,
-    show_default=True,
-    help="Samples per shard; each Dask task writes whole shards.",
+    default=None,
+    help="Samples per shard; each Dask task writes whole shards [default: 4096, fewer for "
+    "stores under 65,536 samples so that at least 16 blocks share out the work].",
 )
 @click.option(
     "--chunk-size",
@@ -513,7 +514,7 @@ def build_store_command(
     augmentations: tuple[str, ...],
     size: str,
     resize_mode: str,
-    block_size: int,
+    block_size: int | None,
     chunk_size: int,
     seed: int,
     overwrite: bool,
@@ -543,7 +544,7 @@ def build_store_command(
             size=parse_size(size),
             resize_mode=resize_mode,
             block_size=block_size,
-            chunk_size=min(chunk_size, block_size),
+            chunk_size=min(chunk_size, block_size or chunk_size),
             seed=seed,
         )
     except ValueError as exc:

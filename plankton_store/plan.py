@@ -7,7 +7,7 @@ are planned for the train split only, so no copy of a training image can reach v
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,10 @@ DEFAULT_AUGMENTATIONS: tuple[str, ...] = AUGMENTATIONS[1:]
 SMALL_CLASS = 10
 #: ``objid`` of an augmented copy: it is not an instrument object of its own.
 COPY_OBJID = -1
+#: Largest automatic block (= shard = one Dask task): 4096 images of 64x48 are 12 MiB.
+MAX_BLOCK_SIZE = 4096
+#: Smaller stores get smaller blocks, so that at least this many share out the work.
+MIN_BLOCKS = 16
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class BuildOptions:
     augmentations: tuple[str, ...] = DEFAULT_AUGMENTATIONS
     size: tuple[int, int] = (64, 48)
     resize_mode: str = "stretch"
-    block_size: int = 4096
+    block_size: int | None = None  # None: see resolved()
     chunk_size: int = 512
     seed: int = 0
 
@@ -47,11 +51,30 @@ class BuildOptions:
             raise ValueError("--test-fraction + --val-fraction must leave room for training")
         if self.max_per_class is not None and self.max_per_class < 1:
             raise ValueError("--max-per-class must be at least 1")
-        if self.block_size < 1 or self.chunk_size < 1 or self.block_size % self.chunk_size:
+        if self.chunk_size < 1 or (
+            self.block_size is not None
+            and (self.block_size < 1 or self.block_size % self.chunk_size)
+        ):
             raise ValueError("block size must be a positive multiple of the chunk size")
         unknown = set(self.augmentations) - set(AUGMENTATIONS[1:])
         if unknown:
             raise ValueError(f"unknown augmentations {sorted(unknown)}; known {AUGMENTATIONS[1:]}")
+
+    def resolved(self, n_samples: int) -> BuildOptions:
+        """These options with a concrete block size for a store of ``n_samples``.
+
+        The automatic block size is :data:`MAX_BLOCK_SIZE` samples, smaller (in whole chunks)
+        for small stores so that at least :data:`MIN_BLOCKS` blocks share out the work
+        between the workers. Not below one chunk: every task has a fixed cost (opening the
+        store, writing each array), which smaller blocks would multiply. It depends on the
+        store only, never on the cluster.
+        """
+        if self.block_size is not None:
+            return self
+        per_block = -(-n_samples // MIN_BLOCKS)
+        chunk = self.chunk_size
+        block = min(MAX_BLOCK_SIZE, max(1, -(-per_block // chunk)) * chunk)
+        return replace(self, block_size=max(chunk, block - block % chunk))
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> BuildOptions:

@@ -101,3 +101,14 @@ def test_blocks_cover_every_sample_once():
 def test_invalid_options_are_refused(kwargs):
     with pytest.raises(ValueError):
         BuildOptions(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "block"),
+    [(100, 512), (6_000, 512), (36_000, 2560), (65_536, 4096), (245_369, 4096)],
+)
+def test_automatic_block_size_gives_enough_blocks_for_the_workers(n_samples, block):
+    options = BuildOptions().resolved(n_samples)
+    assert options.block_size == block and block % options.chunk_size == 0
+    assert options.chunk_size == 512
+    assert BuildOptions(block_size=1024).resolved(n_samples).block_size == 1024
