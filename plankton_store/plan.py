@@ -192,6 +192,7 @@ def make_plan(
         rows = rows[~dropped]
 
     short: list[str] = []  # classes that stay under --augment-below after augmentation
+    small: list[str] = []  # classes too small to split reliably
     class_names = sorted(rows["label"].unique().tolist())
     codes = {name: code for code, name in enumerate(class_names)}
     parts: list[pd.DataFrame] = []
@@ -212,10 +213,7 @@ def make_plan(
         split[order[n_train : n_train + n_val]] = Split.VAL
         split[order[n_train + n_val :]] = Split.TEST
         if len(members) < SMALL_CLASS:
-            notes.append(
-                f"class {name!r} has only {len(members)} images: "
-                f"{n_train} train / {n_val} val / {n_test} test"
-            )
+            small.append(f"{name} ({n_train}/{n_val}/{n_test})")
         originals = pd.DataFrame(
             {
                 "objid": members["objid"].to_numpy(np.int64),
@@ -231,6 +229,11 @@ def make_plan(
         if n_train < options.augment_below and options.augmentations:
             parts.append(_plan_copies(originals, options, rng, short, name))
 
+    if small:
+        notes.append(
+            f"{len(small)} classes have fewer than {SMALL_CLASS} images, split "
+            f"train/val/test as: {', '.join(small)}"
+        )
     if short:
         notes.append(
             f"{len(short)} classes stay under --augment-below {options.augment_below} train "

@@ -43,7 +43,7 @@ def test_split_is_stratified_and_small_classes_are_handled():
     assert counts["three"] == {"train": 1, "val": 1, "test": 1}
     assert counts["two"] == {"train": 1, "val": 0, "test": 1}
     assert counts["one"] == {"train": 1, "val": 0, "test": 0}
-    assert any("'one' has only 1 images" in note for note in plan.notes)
+    assert any("one (1/0/0)" in note and "two (1/0/1)" in note for note in plan.notes)
     # Store order: train, then val, then test.
     assert (np.diff(plan.samples["split"].to_numpy()) >= 0).all()
 
