@@ -124,13 +124,3 @@ def cluster_options(func: Callable) -> Callable:
         help="Local cluster worker processes, one thread each [default: cluster config, 2].",
     )(func)
     return func
-
-
-#: The --model option of the jobs that use a trained model (evaluate, predict).
-model_dir_option = click.option(
-    "--model",
-    "model_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Folder of a trained model (the --out of `plankton-jobs train`).",
-)

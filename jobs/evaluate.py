@@ -22,7 +22,8 @@ import click
 import numpy as np
 import pandas as pd
 
-from jobs.cluster import cluster_options, dask_client, model_dir_option
+from jobs.cluster import cluster_options, dask_client
+from jobs.options import model_dir_option, tta_option
 from plankton_store import format as fmt
 from plankton_store import inference
 from plankton_store.inference import (
@@ -538,12 +539,7 @@ def comparison_markdown(overall: pd.DataFrame, per_class: pd.DataFrame, notes: l
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder."
 )
-@click.option(
-    "--tta",
-    is_flag=True,
-    help="Average over the 8 flips / 90-degree rotations (rotated views of non-square "
-    "images are resized back to the model size; see plankton_store.tta).",
-)
+@tta_option
 @click.option(
     "--skip-unknown-labels",
     is_flag=True,

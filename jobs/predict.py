@@ -20,7 +20,8 @@ import click
 import numpy as np
 import pandas as pd
 
-from jobs.cluster import cluster_options, dask_client, model_dir_option
+from jobs.cluster import cluster_options, dask_client
+from jobs.options import model_dir_option, tta_option
 from plankton_store.inference import (
     ExportBlock,
     ExportBlockResult,
@@ -297,12 +298,7 @@ def predict_source(
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False), help="Predictions CSV to write."
 )
-@click.option(
-    "--tta",
-    is_flag=True,
-    help="Average over the 8 flips / 90-degree rotations (rotated views of non-square "
-    "images are resized back to the model size; see plankton_store.tta).",
-)
+@tta_option
 @click.option(
     "--label-column",
     default=None,
