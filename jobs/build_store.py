@@ -18,6 +18,7 @@ import pandas as pd
 import zarr
 
 from jobs.cluster import cluster_options, dask_client
+from jobs.options import seed_option
 from plankton_store import __version__
 from plankton_store import format as fmt
 from plankton_store.build import BlockResult, BlockTask, block_tasks, run_block
@@ -492,7 +493,7 @@ def format_summary(summary: BuildSummary) -> str:
     show_default=True,
     help="Samples per chunk inside a shard (the unit a reader decompresses).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
+@seed_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at STORE.")
 @click.option(
     "--resume",

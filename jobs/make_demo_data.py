@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from jobs.options import seed_option
 from plankton_store.synthetic import (
     EMPTY_LABEL,
     expected_level2_counts,
@@ -86,7 +87,7 @@ def make_demo_data(
     show_default=True,
     help="Fraction of the real export's 243,610 images (1.0 = full size).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@seed_option
 @click.option(
     "--workers",
     type=click.IntRange(min=1),

@@ -20,3 +20,8 @@ tta_option = click.option(
     help="Average over the 8 flips / 90-degree rotations (rotated views of non-square "
     "images are resized back to the model size; see plankton_store.tta).",
 )
+
+#: The --seed option of the jobs whose random choices must be repeatable.
+seed_option = click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of every random choice."
+)

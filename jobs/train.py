@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.cluster import cluster_options, dask_client
+from jobs.options import seed_option
 from plankton_store.metrics import macro_f1
 from plankton_store.models import (
     MODEL_KINDS,
@@ -707,7 +708,7 @@ def run_grid(
     default=None,
     help="Random flips and 90-degree rotations of train batches [default: on for cnn].",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
+@seed_option
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
