@@ -56,7 +56,7 @@ __all__ = [
 #: Defaults that depend on the model: (balance, epochs, batch size, learning rate, augment).
 MODEL_DEFAULTS: dict[str, tuple[str, int, int, float, bool]] = {
     "mlp": ("undersample", 50, 200, 5e-4, False),
-    "cnn": ("undersample", 40, 128, 2e-3, True),
+    "cnn": ("sqrt", 40, 128, 2e-3, True),
     "seed-cnn": ("undersample", 40, 100, 1e-3, False),
     "features": ("class-weight", 40, 0, 0.1, False),
 }
@@ -460,8 +460,13 @@ def _fit_keras(st, train_set, normalisation, val, val_y, options, history):  # n
 
     keras = configure_tensorflow(options.threads, options.seed)
     n_classes = len(st.class_names)
-    builder = build_cnn if options.model == "cnn" else build_seed_cnn
-    model = builder(st.image_size, n_classes, normalisation, lr=options.lr)
+    padded = st.attrs.get("resize_mode", "stretch") == "pad"
+    if options.model == "cnn":
+        # Any-angle rotation only where images keep their aspect ratio.
+        rotate = padded and bool(options.augment)
+        model = build_cnn(st.image_size, n_classes, normalisation, lr=options.lr, rotate=rotate)
+    else:
+        model = build_seed_cnn(st.image_size, n_classes, normalisation, lr=options.lr)
     pipeline = BatchPipeline(
         train_set,
         _sampler(train_set, options),
@@ -510,6 +515,8 @@ def _fit_keras(st, train_set, normalisation, val, val_y, options, history):  # n
                     history.echo(f"stopping: {reason}")
 
     callbacks: list[Any] = [EpochEnd()]
+    if options.model == "cnn":
+        callbacks.insert(0, _cosine_schedule(keras, options, steps, history))
     if options.model == "seed-cnn":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=2, factor=0.5, verbose=0)
@@ -525,6 +532,51 @@ def _fit_keras(st, train_set, normalisation, val, val_y, options, history):  # n
     if state["weights"] is not None:
         model.set_weights(state["weights"])
     return model
+
+
+def _cosine_schedule(keras: Any, options: TrainOptions, steps: int, history: _History) -> Any:
+    """Linear warm-up over the first epoch, then cosine decay to ~0 at the last planned
+    epoch (the cnn's schedule).
+
+    The plan is ``--epochs``; with ``--time-budget`` it shrinks, once the first two epochs
+    have been timed, to the epochs that fit the budget, so that a budgeted run still ends on
+    a small learning rate instead of being cut off at a large one.
+    """
+
+    class CosineSchedule(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.planned = options.epochs
+            self.step = 0
+            self.last_end = 0.0
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            progress = min(self.step / (steps * self.planned), 1.0)
+            warm = min(1.0, (self.step + 1) / steps)
+            lr = options.lr * warm * 0.5 * (1.0 + math.cos(math.pi * progress))
+            self.model.optimizer.learning_rate.assign(max(lr, 1e-3 * options.lr))
+            self.step += 1
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.last_end = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            now = time.perf_counter()
+            if options.time_budget is not None and epoch < 2:
+                # Epoch 1 pays for tracing; epoch 2 (with epoch 1's val pass) is typical.
+                seconds, self.last_end = now - self.last_end, now
+                left = options.time_budget - (now - history.started)
+                fit = epoch + 1 + int(0.97 * left // max(seconds, 1e-9))
+                self.planned = max(epoch + 1, min(options.epochs, fit))
+                final = epoch == 1 or self.planned == epoch + 1
+                if history.echo and final and self.planned < options.epochs:
+                    history.echo(
+                        f"time budget: planning {self.planned} epochs of about {seconds:.0f} s"
+                    )
+            if epoch + 1 >= self.planned:
+                self.model.stop_training = True
+
+    return CosineSchedule()
 
 
 # ------------------------------------------------------------------------------------------
@@ -665,8 +717,9 @@ def run_grid(
     "--balance",
     type=click.Choice(BALANCE_POLICIES),
     default=None,
-    help="Balancing of the train split, redrawn every epoch "
-    "[default: class-weight for features, else undersample].",
+    help="Balancing of the train split, redrawn every epoch: sqrt draws each class in "
+    "proportion to the square root of its count [default: cnn sqrt, features class-weight, "
+    "else undersample].",
 )
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Most epochs [default: 40]."
@@ -706,7 +759,8 @@ def run_grid(
 @click.option(
     "--augment/--no-augment",
     default=None,
-    help="Random flips and 90-degree rotations of train batches [default: on for cnn].",
+    help="Random flips and 90-degree rotations of train batches, and any-angle rotations "
+    "for the cnn on padded stores [default: on for cnn].",
 )
 @seed_option
 @click.option(

@@ -194,23 +194,32 @@ def build_cnn(
     n_classes: int,
     normalisation: Normalisation,
     lr: float = 2e-3,
-    widths: tuple[int, ...] = (32, 64, 128),
+    widths: tuple[int, ...] = (32, 64, 128, 256),
+    dropout: float = 0.5,
+    rotate: bool = False,
 ) -> Any:
     """Our default CNN: compact conv blocks, global pooling and the original size as input.
 
-    Images 48 px high or more are first average-pooled 2x (64x48 -> 32x24: the conv layers
-    then cost a quarter, and the shapes survive it). Each block is Conv2D 3x3 - BatchNorm
-    (momentum .9: right after short runs) - ReLU - MaxPool; global average and max pooling
-    replace the big dense layer. The log original height and width (standardised inside the
-    model) join before the classifier, since the resize to a fixed size erases them. About
-    0.1M parameters (the seed CNN has 3.2M); Adam.
+    Pixels are inverted to ``1 - x / 255`` (background 0, object up to 1), so that the
+    zero padding of the convolutions, of rotations and of padded stores looks like
+    background. ``rotate`` adds a random rotation by any angle while training (for padded
+    stores, whose images keep their aspect ratio; plankton has no up or down). Images 48 px
+    high or more are then average-pooled 2x (64x48 -> 32x24: the conv layers cost a quarter,
+    and the shapes survive it). Each block is Conv2D 3x3 - BatchNorm (momentum .9: right
+    after short runs) - ReLU - MaxPool; global average and max pooling replace the big dense
+    layer. The log original height and width (standardised inside the model) join before the
+    classifier, since the resize to a fixed size erases them. About 0.5M parameters (the seed
+    CNN has 3.2M); Adam. Each choice was measured on real plankton
+    (``benchmarks/real_recipe.md``).
     """
     import keras
 
     layers = keras.layers
     image = keras.Input((*image_size, 1), dtype="uint8", name="image")
     size = keras.Input((2,), dtype="float32", name="size")
-    x = _standardise_layer(keras, normalisation)(image)
+    x = layers.Rescaling(-1.0 / 255, offset=1.0, name="invert")(image)
+    if rotate:
+        x = layers.RandomRotation(0.5, fill_mode="constant", fill_value=0.0)(x)
     if image_size[0] >= 48:
         x = layers.AveragePooling2D(2)(x)
     for i, filters in enumerate(widths):
@@ -228,7 +237,7 @@ def build_cnn(
     s = layers.Dense(16, activation="relu")(s)
     x = layers.Concatenate()([x, s])
     x = layers.Dense(128, activation="relu")(x)
-    x = layers.Dropout(0.3)(x)
+    x = layers.Dropout(dropout)(x)
     out = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
     model = keras.Model({"image": image, "size": size}, out, name="cnn")
     model.compile(

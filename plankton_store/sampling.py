@@ -55,6 +55,7 @@ BALANCE_POLICIES: tuple[str, ...] = (
     "undersample",
     "oversample",
     "class-weight",
+    "sqrt",
     "cluster-centroids",
     "smote",
 )
@@ -311,6 +312,10 @@ class BalancedSampler:
           ``RandomOverSampler`` on the indices; every class gets the smallest / largest
           class's count.
         - ``class-weight``: every sample once, weighted ``n / (classes * count[class])``.
+        - ``sqrt``: as many samples as the train split, each class drawn in proportion to the
+          square root of its count (imbalanced-learn's random under- and over-samplers with
+          per-class targets): rare classes are seen far more often than in ``none`` while
+          big classes keep most of their variety, a middle way that suits long-tailed data.
         - ``cluster-centroids``: imbalanced-learn's ``ClusterCentroids`` with hard voting
           (the real sample nearest to each centroid) and ``MiniBatchKMeans`` as the
           estimator, per class on ``represent`` (pooled images), so that it stays fast on
@@ -356,7 +361,16 @@ class BalancedSampler:
             return n_present * self.min_count
         if self.policy in ("oversample", "smote"):
             return n_present * self.max_count
+        if self.policy == "sqrt":
+            return int(self.sqrt_targets().sum())
         return len(self.labels)
+
+    def sqrt_targets(self) -> np.ndarray:
+        """Samples per class code of the ``sqrt`` policy: proportional to ``sqrt(count)``,
+        at least one for every present class, summing to about the train size."""
+        root = np.sqrt(self.counts.astype(np.float64))
+        targets = np.rint(len(self.labels) * root / root.sum()).astype(np.int64)
+        return np.where(self.counts > 0, np.maximum(targets, 1), 0)
 
     def class_weights(self) -> np.ndarray:
         """scikit-learn's ``balanced`` weights per class code (0 for absent classes)."""
@@ -380,6 +394,8 @@ class BalancedSampler:
             selection = Selection(np.asarray(sampler.sample_indices_, dtype=np.int64))
         elif self.policy == "class-weight":
             selection = Selection(positions, weights=self.class_weights()[self.labels])
+        elif self.policy == "sqrt":
+            selection = Selection(self._sqrt(positions, state))
         elif self.policy == "cluster-centroids":
             selection = Selection(self._cluster_centroids(state))
         elif self.policy == "smote":
@@ -387,6 +403,21 @@ class BalancedSampler:
         else:
             selection = Selection(positions)
         return selection.take(rng.permutation(len(selection)))
+
+    def _sqrt(self, positions: np.ndarray, state: int) -> np.ndarray:
+        from imblearn.over_sampling import RandomOverSampler
+        from imblearn.under_sampling import RandomUnderSampler
+
+        targets = self.sqrt_targets()
+        codes = np.flatnonzero(self.counts)
+        under = {int(c): int(min(targets[c], self.counts[c])) for c in codes}
+        over = {int(c): int(targets[c]) for c in codes}
+        kept = RandomUnderSampler(sampling_strategy=under, random_state=state)
+        kept.fit_resample(positions.reshape(-1, 1), self.labels)
+        chosen = positions[kept.sample_indices_]
+        grown = RandomOverSampler(sampling_strategy=over, random_state=state)
+        grown.fit_resample(chosen.reshape(-1, 1), self.labels[chosen])
+        return np.asarray(chosen[grown.sample_indices_], dtype=np.int64)
 
     def _cluster_centroids(self, state: int) -> np.ndarray:
         from sklearn.cluster import MiniBatchKMeans

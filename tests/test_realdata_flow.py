@@ -40,11 +40,13 @@ def test_build_train_evaluate_predict_on_real_images(tmp_path, label_column):
     assert (opened.array("orig_height")[:] >= 21).all()
     assert opened.images[:50].std() > 10
 
-    model = tmp_path / "mlp"
-    run("train", str(store), "--model", "mlp", "--out", str(model), "--epochs", "3",
-        "--threads", "1")  # fmt: skip
+    # The default recipe (cnn: any-angle rotations on this padded store, cosine schedule).
+    model = tmp_path / "cnn"
+    output = run("train", str(store), "--out", str(model), "--epochs", "8", "--threads", "2")
+    assert "balance sqrt" in output
     report = tmp_path / "report"
-    run("evaluate", str(store), "--model", str(model), "--out", str(report), "--workers", "1")
+    run("evaluate", str(store), "--model", str(model), "--out", str(report), "--workers", "1",
+        "--tta")  # fmt: skip
     summary = json.loads((report / "summary.json").read_text())
     chance = 1 / len(opened.class_names)
     assert summary["accuracy"] > 2 * chance
@@ -59,7 +61,7 @@ def test_build_train_evaluate_predict_on_real_images(tmp_path, label_column):
         for name in zf.namelist()[:20]:
             (sample / "unlabelled" / name.split("/")[-1]).write_bytes(zf.read(name))
     run("predict", str(sample / "unlabelled"), "--model", str(model), "--out", str(predictions),
-        "--workers", "1")  # fmt: skip
+        "--workers", "1", "--tta")  # fmt: skip
     table = pd.read_csv(predictions)
     assert len(table) == 20 and table["predicted"].isin(opened.class_names).all()
     assert np.allclose(table["probability"].between(0, 1), True)

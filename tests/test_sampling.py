@@ -52,6 +52,12 @@ def test_policy_counts_and_new_draw_every_epoch(train_set, policy):
         per_class = np.bincount(train_set.labels[selection.positions], minlength=len(counts))
         if policy in ("none", "class-weight"):
             np.testing.assert_array_equal(per_class, counts)
+        elif policy == "sqrt":  # proportional to sqrt(count): rare classes drawn more often
+            np.testing.assert_array_equal(per_class, sampler.sqrt_targets())
+            share = np.sqrt(counts) / np.sqrt(counts).sum()
+            np.testing.assert_allclose(per_class / per_class.sum(), share, atol=0.01)
+            rare, big = counts.argmin(), counts.argmax()
+            assert per_class[rare] > counts[rare] and per_class[big] < counts[big]
         else:  # balanced: per-class counts within one of equal
             assert per_class.max() - per_class.min() <= 1
             target = (

@@ -74,6 +74,31 @@ def test_model_beats_stratified_random_and_writes_model_dir(trained, demo_store)
     assert f1 == pytest.approx(meta["val_macro_f1"], abs=1e-6)
 
 
+def test_cnn_learning_rate_warms_up_then_decays_to_zero(trained):
+    result, out = trained
+    if result.model != "cnn":
+        pytest.skip("the cosine schedule is the cnn's")
+    history = pd.read_csv(out / "history.csv")
+    planned, lr0 = RUNS["cnn"].epochs, 2e-3
+    progress = history["epoch"].to_numpy() / planned
+    expected = lr0 * 0.5 * (1 + np.cos(np.pi * progress))
+    np.testing.assert_allclose(history["lr"], expected, rtol=0.1, atol=lr0 * 0.02)
+    assert np.all(np.diff(history["lr"]) < 0)
+
+
+def test_cnn_schedule_is_fitted_to_the_time_budget(demo_store, tmp_path):
+    lines: list[str] = []
+    options = TrainOptions(model="cnn", epochs=500, patience=500, time_budget=15.0, threads=1)
+    result = train(demo_store, tmp_path / "cnn", options, echo=lines.append)
+    planned = [line for line in lines if line.startswith("time budget: planning")]
+    assert len(planned) == 1, lines
+    n_planned = int(planned[0].split()[3])
+    # A slow epoch on a busy machine may let the budget cut the last planned one short.
+    assert 3 <= n_planned < 500 and n_planned - 1 <= result.epochs_run <= n_planned
+    history = pd.read_csv(tmp_path / "cnn" / "history.csv")
+    assert history["lr"].iloc[-1] < 0.15 * 2e-3  # ended on a small learning rate
+
+
 def test_mlp_is_repeatable_and_never_sees_val_or_test(demo_store, tmp_path):
     """Poisoning every val and test image and label leaves the training curve unchanged:
     no val/test sample reaches training (or the normalisation statistics)."""

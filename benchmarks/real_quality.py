@@ -1,0 +1,152 @@
+"""Model quality on real plankton: the default cnn recipe on ndsb-dev, scored on a held-out 30%.
+
+Usage::
+
+    python benchmarks/real_quality.py [--source ../shared/data/ndsb-dev] [--levels level2,level1]
+        [--budget-minutes 19] [--no-tta] [--workdir DIR]
+
+For each label column: build-store splits the export 70/30 stratified per class (seeded;
+test 30%, and 10% of the whole as the val split that picks the best epoch), with the
+aspect-preserving ``--resize pad`` at ``--size 64x64`` and no stored augmented copies; ``train``
+fits the default ``cnn`` recipe on the train split within ``--budget-minutes`` of wall-clock
+training (the learning-rate schedule is fitted to the budget); ``evaluate`` scores the test
+split once (with the 8 flips / 90-degree rotations averaged unless ``--no-tta``). Prints
+accuracy, macro-F1, weighted-F1 and training minutes, the ratio of each figure to its target
+(issue 8: level2 accuracy >= 0.80 and macro-F1 >= 0.60, level1 accuracy >= 0.66) and the ten
+worst classes by F1. Report folders stay under ``--workdir``.
+
+The images are PlanktonSet 1.0 (Cowen et al. 2015, NOAA NCEI accession 0127422); they are
+not part of this repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from jobs.build_store import build_store
+from jobs.evaluate import evaluate
+from jobs.train import TrainOptions, train
+from plankton_store.plan import BuildOptions
+
+__all__ = ["TARGETS", "main"]
+
+#: Issue 8's targets: label column -> {figure: minimum}.
+TARGETS: dict[str, dict[str, float]] = {
+    "level2": {"accuracy": 0.80, "macro_f1": 0.60},
+    "level1": {"accuracy": 0.66},
+}
+DEFAULT_SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ndsb-dev"
+
+
+def run_level(
+    source: Path, level: str, workdir: Path, budget_minutes: float, tta: bool, seed: int, client
+) -> dict:
+    """Build, train and evaluate one label column; returns the summary with extras."""
+    store = workdir / f"ndsb-{level}.zarr"
+    options = BuildOptions(
+        label_column=level,
+        drop_classes=(),
+        max_per_class=None,
+        test_fraction=0.3,
+        val_fraction=0.1,
+        augment_below=0,
+        size=(64, 64),
+        resize_mode="pad",
+        seed=seed,
+    )
+    built = build_store(
+        str(source), str(store), options, client, overwrite=True, progress=False, echo=print
+    )
+    print(f"{level}: {built.samples} samples in {built.seconds:.1f} s")
+    model_dir = workdir / f"cnn-{level}"
+    started = time.perf_counter()
+    result = train(
+        str(store),
+        model_dir,
+        # The budget, not the epoch count, ends the run: the schedule is fitted to it.
+        TrainOptions(model="cnn", epochs=1000, patience=1000, time_budget=budget_minutes * 60,
+                     seed=seed),
+        overwrite=True,
+        echo=print,
+    )  # fmt: skip
+    minutes = (time.perf_counter() - started) / 60
+    report = workdir / f"report-{level}"
+    evaluation = evaluate(
+        str(store), model_dir, report, split="test", tta=tta, progress=False, echo=print
+    )
+    summary = dict(evaluation.summary)
+    summary.update(
+        level=level,
+        train_minutes=round(minutes, 2),
+        epochs=result.epochs_run,
+        best_epoch=result.best_epoch,
+        val_macro_f1=round(result.val_macro_f1, 4),
+        tta=tta,
+        worst=evaluation.per_class.sort_values(["f1", "support"], ascending=[True, False])
+        .head(10)[["class", "support", "precision", "recall", "f1"]]
+        .to_dict("records"),
+    )
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
+    parser.add_argument("--levels", default="level2,level1")
+    parser.add_argument("--budget-minutes", type=float, default=19.0)
+    parser.add_argument("--no-tta", dest="tta", action="store_false")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "plankton-bench" / "real"
+    )
+    args = parser.parse_args()
+    if not (args.source / "meta.csv").is_file():
+        raise SystemExit(f"no export at {args.source}: pass --source (see the README)")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+
+    from distributed import Client, LocalCluster
+
+    results = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            for level in args.levels.split(","):
+                results.append(
+                    run_level(
+                        args.source, level, args.workdir, args.budget_minutes, args.tta,
+                        args.seed, client,
+                    )
+                )  # fmt: skip
+                (args.workdir / f"summary-{level}.json").write_text(
+                    json.dumps(results[-1], indent=2, default=str)
+                )
+
+    print()
+    print(f"{'level':<7} {'classes':>7} {'test':>6} {'accuracy':>9} {'macro-F1':>9} "
+          f"{'weighted-F1':>11} {'minutes':>8} {'epochs':>6}")  # fmt: skip
+    for r in results:
+        print(
+            f"{r['level']:<7} {r['n_classes']:>7} {r['n_samples']:>6} {r['accuracy']:>9.4f} "
+            f"{r['macro_f1']:>9.4f} {r['weighted_f1']:>11.4f} {r['train_minutes']:>8.1f} "
+            f"{r['epochs']:>6}"
+        )
+    for r in results:
+        for figure, target in TARGETS.get(r["level"], {}).items():
+            value = r[figure]
+            verdict = "met" if value >= target else "NOT met"
+            print(
+                f"{r['level']} {figure} {value:.4f}: target >= {target} "
+                f"(ratio {value / target:.2f}, {verdict})"
+            )
+    for r in results:
+        print(f"\nten worst {r['level']} classes (test F1):")
+        print(pd.DataFrame(r["worst"]).to_string(index=False, float_format="%.3f"))
+
+
+if __name__ == "__main__":
+    main()
