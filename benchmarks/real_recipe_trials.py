@@ -24,6 +24,7 @@ import time
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
+from plankton_store.models import conv_trunk
 from plankton_store.store import open_store
 
 
@@ -117,15 +118,8 @@ def main() -> None:  # noqa: PLR0915 - one linear experiment
         x = layers.RandomZoom(a.zoom, fill_mode="constant", fill_value=fill)(x)
     if a.pool_first:
         x = layers.AveragePooling2D(2)(x)
-    widths = [int(v) for v in a.widths.split(",")]
-    for i, filters in enumerate(widths):
-        for _ in range(a.convs):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization(momentum=0.9)(x)
-            x = layers.ReLU()(x)
-        if i < len(widths) - 1:
-            x = layers.MaxPooling2D(2)(x)
-    x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
+    widths = tuple(int(v) for v in a.widths.split(","))
+    x = conv_trunk(x, widths, convs_per_block=a.convs)
     if a.size_input:
         s = layers.Normalization(mean=list(s_mean), variance=list(s_std**2))(size_in)
         x = layers.Concatenate()([x, layers.Dense(16, activation="relu")(s)])

@@ -40,6 +40,7 @@ __all__ = [
     "TrainedModel",
     "build_cnn",
     "build_seed_cnn",
+    "conv_trunk",
     "feature_matrix",
     "load_model",
     "plot_history",
@@ -189,6 +190,26 @@ def build_seed_cnn(
     return model
 
 
+def conv_trunk(x: Any, widths: tuple[int, ...], convs_per_block: int = 1) -> Any:
+    """The conv blocks of :func:`build_cnn`, then global average + max pooling.
+
+    Each block is ``convs_per_block`` x (Conv2D 3x3 - BatchNorm (momentum .9) - ReLU) and a 2x
+    max pooling between blocks. Takes and returns Keras tensors (functional API).
+    """
+    import keras
+
+    layers = keras.layers
+    for i, filters in enumerate(widths):
+        for _ in range(convs_per_block):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = layers.ReLU()(x)
+        if i < len(widths) - 1:
+            x = layers.MaxPooling2D(2)(x)
+    pooled = [layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)]
+    return layers.Concatenate()(pooled)
+
+
 def build_cnn(
     image_size: tuple[int, int],
     n_classes: int,
@@ -222,13 +243,7 @@ def build_cnn(
         x = layers.RandomRotation(0.5, fill_mode="constant", fill_value=0.0)(x)
     if image_size[0] >= 48:
         x = layers.AveragePooling2D(2)(x)
-    for i, filters in enumerate(widths):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        x = layers.ReLU()(x)
-        if i < len(widths) - 1:
-            x = layers.MaxPooling2D(2)(x)
-    x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
+    x = conv_trunk(x, widths)
     s = layers.Normalization(
         mean=list(normalisation.size_mean),
         variance=[v * v for v in normalisation.size_std],
