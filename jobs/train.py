@@ -538,9 +538,10 @@ def _cosine_schedule(keras: Any, options: TrainOptions, steps: int, history: _Hi
     """Linear warm-up over the first epoch, then cosine decay to ~0 at the last planned
     epoch (the cnn's schedule).
 
-    The plan is ``--epochs``; with ``--time-budget`` it shrinks, once the first two epochs
-    have been timed, to the epochs that fit the budget, so that a budgeted run still ends on
-    a small learning rate instead of being cut off at a large one.
+    The plan is ``--epochs``; with ``--time-budget`` it is re-fitted after every epoch to the
+    epochs that fit the budget at the typical epoch duration so far, so that a budgeted run
+    uses its budget and still ends on a small learning rate instead of being cut off at a
+    large one.
     """
 
     class CosineSchedule(keras.callbacks.Callback):
@@ -549,6 +550,7 @@ def _cosine_schedule(keras: Any, options: TrainOptions, steps: int, history: _Hi
             self.planned = options.epochs
             self.step = 0
             self.last_end = 0.0
+            self.durations: list[float] = []
 
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
             progress = min(self.step / (steps * self.planned), 1.0)
@@ -562,16 +564,18 @@ def _cosine_schedule(keras: Any, options: TrainOptions, steps: int, history: _Hi
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             now = time.perf_counter()
-            if options.time_budget is not None and epoch < 2:
-                # Epoch 1 pays for tracing; epoch 2 (with epoch 1's val pass) is typical.
-                seconds, self.last_end = now - self.last_end, now
+            self.durations.append(now - self.last_end)
+            self.last_end = now
+            if options.time_budget is not None:
+                # Epoch 1 pays for tracing: the median of the later ones (the last ten, as
+                # the machine's load drifts) is the typical epoch.
+                typical = float(np.median(self.durations[1:][-10:] or self.durations))
                 left = options.time_budget - (now - history.started)
-                fit = epoch + 1 + int(0.97 * left // max(seconds, 1e-9))
+                fit = epoch + 1 + int(0.98 * left // max(typical, 1e-9))
                 self.planned = max(epoch + 1, min(options.epochs, fit))
-                final = epoch == 1 or self.planned == epoch + 1
-                if history.echo and final and self.planned < options.epochs:
+                if history.echo and epoch == 1 and self.planned < options.epochs:
                     history.echo(
-                        f"time budget: planning {self.planned} epochs of about {seconds:.0f} s"
+                        f"time budget: planning {self.planned} epochs of about {typical:.0f} s"
                     )
             if epoch + 1 >= self.planned:
                 self.model.stop_training = True

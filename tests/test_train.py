@@ -93,9 +93,11 @@ def test_cnn_schedule_is_fitted_to_the_time_budget(demo_store, tmp_path):
     planned = [line for line in lines if line.startswith("time budget: planning")]
     assert len(planned) == 1, lines
     n_planned = int(planned[0].split()[3])
-    # A slow epoch on a busy machine may let the budget cut the last planned one short.
-    assert 3 <= n_planned < 500 and n_planned - 1 <= result.epochs_run <= n_planned
+    assert 3 <= n_planned < 500 and result.epochs_run >= n_planned - 1
     history = pd.read_csv(tmp_path / "cnn" / "history.csv")
+    # Re-fitted after every epoch: the run fills the budget and overruns it by < one epoch.
+    epoch_seconds = history["seconds"].iloc[1:].median()
+    assert 15.0 - 2 * epoch_seconds <= history["elapsed"].iloc[-1] <= 15.0 + epoch_seconds
     assert history["lr"].iloc[-1] < 0.15 * 2e-3  # ended on a small learning rate
 
 
