@@ -22,6 +22,7 @@ from jobs.options import seed_option
 from plankton_store import __version__
 from plankton_store import format as fmt
 from plankton_store.build import BlockResult, BlockTask, block_tasks, run_block
+from plankton_store.features import FEATURE_COLUMNS
 from plankton_store.imageops import RESIZE_MODES, parse_size, prepare_images
 from plankton_store.plan import (
     DEFAULT_AUGMENTATIONS,
@@ -168,6 +169,11 @@ def build_store(
             f"(see the reasons with --label-column / --drop-class)"
         )
     features = aligned_features(export, plan)
+    if options.compute_features and fmt.COMPUTED_FEATURES in features:
+        raise ExportError(
+            f"{source} has a feature table named {fmt.COMPUTED_FEATURES!r} already, which "
+            "--compute-features would replace: rename its file or drop --compute-features"
+        )
     tasks = block_tasks(
         target,
         plan.samples,
@@ -176,6 +182,7 @@ def build_store(
         options.size,
         options.resize_mode,  # type: ignore[arg-type]
         storage_options,
+        compute_features=options.compute_features,
     )
     if resume:
         done_results, tasks = _resume_state(target, tasks, export, storage_options)
@@ -217,6 +224,8 @@ def _create(
     storage_options: dict[str, Any] | None,
 ) -> None:
     feature_columns = {t: [str(c) for c in f.columns] for t, f in export.features.items()}
+    if options.compute_features:
+        feature_columns[fmt.COMPUTED_FEATURES] = list(FEATURE_COLUMNS)
     store_fingerprint = hashlib.sha256(
         json.dumps([export.fingerprint, options.to_attrs()], sort_keys=True).encode()
     ).hexdigest()[:16]
@@ -480,6 +489,13 @@ def format_summary(summary: BuildSummary) -> str:
     help="stretch: fill the frame; pad: keep the aspect ratio on the background grey.",
 )
 @click.option(
+    "--compute-features",
+    is_flag=True,
+    help="Also compute shape and grey-level features (area, ESD, axes, perimeter, grey-level "
+    "moments, ...) from every image at full resolution into the feature table 'computed', "
+    "for the features model: for exports without feature tables. About 0.5 ms per image.",
+)
+@click.option(
     "--block-size",
     type=click.IntRange(min=1),
     default=None,
@@ -515,6 +531,7 @@ def build_store_command(
     augmentations: tuple[str, ...],
     size: str,
     resize_mode: str,
+    compute_features: bool,
     block_size: int | None,
     chunk_size: int,
     seed: int,
@@ -547,6 +564,7 @@ def build_store_command(
             block_size=block_size,
             chunk_size=min(chunk_size, block_size or chunk_size),
             seed=seed,
+            compute_features=compute_features,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

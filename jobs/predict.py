@@ -22,6 +22,7 @@ import pandas as pd
 
 from jobs.cluster import cluster_options, dask_client
 from jobs.options import model_dir_option, tta_option
+from plankton_store import format as fmt
 from plankton_store.inference import (
     ExportBlock,
     ExportBlockResult,
@@ -98,6 +99,8 @@ def aligned_export_features(export: Export, info: ModelInfo) -> dict[str, np.nda
     out = {}
     for table, columns in wanted.items():
         frame = export.features.get(table)
+        if frame is None and table == fmt.COMPUTED_FEATURES:
+            continue  # computed from the images by each task, as build-store does
         if frame is None:
             raise ModelMismatchError(
                 f"model {info.model_dir} uses the feature table {table!r}, which "
@@ -150,6 +153,8 @@ def classify_export(
             features={t: v[start:stop] for t, v in features.items()},
             size=info.image_size,
             resize_mode=info.resize_mode,
+            compute_features=fmt.COMPUTED_FEATURES in info.feature_columns
+            and fmt.COMPUTED_FEATURES not in features,
         )
         futures.append(
             client.submit(

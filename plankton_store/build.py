@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from plankton_store import format as fmt
-from plankton_store.imageops import ResizeMode, prepare_images
+from plankton_store.imageops import ResizeMode, image_features, prepare_images
 from plankton_store.store import write_block
 
 
@@ -30,6 +30,7 @@ class BlockTask:
     size: tuple[int, int] = (64, 48)
     resize_mode: ResizeMode = "stretch"
     storage_options: dict[str, Any] | None = None
+    compute_features: bool = False  # write the ``computed`` feature table too
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -67,6 +68,10 @@ def run_block(task: BlockTask, fetch: Callable[[str], bytes]) -> BlockResult:
         fmt.ORIG_WIDTH: orig_width,
         **{fmt.features_array_name(t): v for t, v in task.features.items()},
     }
+    if task.compute_features:
+        arrays[fmt.features_array_name(fmt.COMPUTED_FEATURES)] = image_features(
+            fetch, task.refs, operations, skip=failures
+        )
     checksum = write_block(
         task.store, task.block_index, task.start, arrays, storage_options=task.storage_options
     )
@@ -81,9 +86,11 @@ def block_tasks(
     size: tuple[int, int],
     resize_mode: ResizeMode,
     storage_options: dict[str, Any] | None = None,
+    compute_features: bool = False,
 ) -> list[BlockTask]:
     """Cut planned samples (a DataFrame, see :class:`plankton_store.plan.BuildPlan`) into
-    shard-aligned block tasks. ``features`` holds each table already aligned to the samples."""
+    shard-aligned block tasks. ``features`` holds each table already aligned to the samples;
+    ``compute_features`` has each task compute the ``computed`` table from its images."""
     names = [fmt.OBJID, fmt.LABEL, fmt.SPLIT, fmt.SOURCE_OBJID, fmt.AUGMENTATION]
     columns = {name: samples[name].to_numpy() for name in names}
     refs = samples["image"].tolist()
@@ -101,6 +108,7 @@ def block_tasks(
                 size=size,
                 resize_mode=resize_mode,
                 storage_options=storage_options,
+                compute_features=compute_features,
             )
         )
     return tasks

@@ -16,7 +16,8 @@ array                     dimensions           dtype     meaning
 ``orig_height``           sample               int32     height before resizing (after the op)
 ``orig_width``            sample               int32     width before resizing (after the op)
 ``features_<table>``      sample, <table>_     float32   a feature table, columns in its attrs
-                          feature
+                          feature                        (``features_computed``: computed from
+                                                         the images by build-store)
 ``block_checksum``        block                uint64    crc32 of each written block + 2**32 once
                                                          written (0 = block not written yet)
 ========================  ===================  ========  ==========================================
@@ -51,6 +52,8 @@ ORIG_HEIGHT = "orig_height"
 ORIG_WIDTH = "orig_width"
 BLOCK_CHECKSUM = "block_checksum"
 FEATURES_PREFIX = "features_"
+#: Feature table that build-store computes from the images (``--compute-features``).
+COMPUTED_FEATURES = "computed"
 
 #: Flag added to a block's crc32 so that a written block never reads as 0 (= not written).
 BLOCK_WRITTEN_FLAG = 1 << 32

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Literal
 
 import numpy as np
@@ -232,3 +232,37 @@ def prepare_images(
         except ImageDecodeError as exc:
             failures[i] = str(exc)
     return pixels, orig_height, orig_width, failures
+
+
+def image_features(
+    fetch: Callable[[str], bytes],
+    refs: Sequence[str],
+    operations: Sequence[str],
+    skip: Collection[int] = (),
+) -> np.ndarray:
+    """Shape and grey-level features of each image, at full resolution after its operation.
+
+    The ``computed`` feature table of build-store ``--compute-features`` (columns
+    :data:`plankton_store.features.FEATURE_COLUMNS`), for exports without feature tables.
+    Positions in ``skip`` (images that already failed) and images that cannot be read get a
+    row of NaN.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(refs), len(FEATURE_COLUMNS))`` float32.
+    """
+    from plankton_store.features import FEATURE_COLUMNS, compute_features
+
+    out = np.full((len(refs), len(FEATURE_COLUMNS)), np.nan, dtype=np.float32)
+    for i, (ref, operation) in enumerate(zip(refs, operations, strict=True)):
+        if i in skip:
+            continue
+        try:
+            # No draft mode: size features need every pixel.
+            im = augment(decode_gray(fetch(ref)), operation)
+        except (OSError, KeyError, ImageDecodeError):
+            continue
+        values = compute_features(np.asarray(im))
+        out[i] = [values[c] for c in FEATURE_COLUMNS]
+    return out

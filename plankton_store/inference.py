@@ -158,6 +158,7 @@ class ExportBlock:
     features: dict[str, np.ndarray] = field(default_factory=dict)  # table -> (n, F) float32
     size: tuple[int, int] = (64, 48)
     resize_mode: str = "stretch"
+    compute_features: bool = False  # the model needs the ``computed`` table from the images
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -182,7 +183,8 @@ def predict_export_block(
     batch_size: int = 1024,
 ) -> ExportBlockResult:
     """Decode a block of export images exactly as build-store does, then classify them."""
-    from plankton_store.imageops import prepare_images
+    from plankton_store import format as fmt
+    from plankton_store.imageops import image_features, prepare_images
 
     n = len(block)
     pixels, height, width, failures = prepare_images(
@@ -192,12 +194,17 @@ def predict_export_block(
         block.size,
         block.resize_mode,  # type: ignore[arg-type]
     )
+    features = dict(block.features)
+    if block.compute_features:
+        features[fmt.COMPUTED_FEATURES] = image_features(
+            fetch, block.refs, ["none"] * n, skip=failures
+        )
     ok = np.ones(n, dtype=bool)
     ok[list(failures)] = False
     model = cached_model(model_dir)
     if ok.any():
         inputs = make_inputs(
-            pixels[ok], height[ok], width[ok], {t: v[ok] for t, v in block.features.items()}
+            pixels[ok], height[ok], width[ok], {t: v[ok] for t, v in features.items()}
         )
         proba = predict_inputs(model, inputs, tta, block.resize_mode, batch_size)
     else:

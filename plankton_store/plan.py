@@ -43,6 +43,7 @@ class BuildOptions:
     block_size: int | None = None  # None: see resolved()
     chunk_size: int = 512
     seed: int = 0
+    compute_features: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.test_fraction < 1 or not 0 <= self.val_fraction < 1:

@@ -17,6 +17,7 @@ from PIL import Image
 
 from jobs.build_store import build_store, build_store_command
 from plankton_store import format as fmt
+from plankton_store.features import FEATURE_COLUMNS, compute_features
 from plankton_store.imageops import RESAMPLE, augment
 from plankton_store.plan import BuildOptions, make_plan
 from plankton_store.sources import read_export
@@ -235,3 +236,35 @@ def test_cli_builds_and_refuses_to_overwrite(tmp_path, small_export):
     assert again.exit_code != 0 and "--overwrite" in again.output
     bad = CliRunner().invoke(build_store_command, [*args, "--overwrite", "--size", "big"])
     assert bad.exit_code == 2 and "HEIGHTxWIDTH" in bad.output
+
+
+def test_computed_features_describe_each_full_resolution_image(tmp_path, dask_client):
+    bad = {"imgs/1003.jpg": b"not a jpeg"}
+    export = write_flowcam_export(
+        tmp_path / "export", {"a": 30, "b": 12}, extra_images=bad, with_features=False
+    )
+    path = str(tmp_path / "store.zarr")
+    options = BuildOptions(**{**OPTIONS.to_attrs(), "compute_features": True})
+    build_store(str(export), path, options, dask_client, progress=False, echo=lambda _: None)
+    store = open_store(path)
+    assert store.feature_tables == [fmt.COMPUTED_FEATURES]
+    table, columns = store.features(fmt.COMPUTED_FEATURES)
+    assert columns == list(FEATURE_COLUMNS)
+    values = table[:]
+    objid = store.array(fmt.OBJID)[:]
+    source = np.where(objid == -1, store.array(fmt.SOURCE_OBJID)[:], objid)
+    operations = store.array(fmt.AUGMENTATION)[:]
+    assert (operations > 0).any(), "no augmented copy exercised"
+    with zipfile.ZipFile(export / "imgs.zip") as zf:
+        for i in range(store.n_samples):
+            if source[i] == 1003:
+                assert np.isnan(values[i]).all()  # rejected image: no features
+                continue
+            im = Image.open(io.BytesIO(zf.read(f"imgs/{source[i]}.jpg"))).convert("L")
+            im = augment(im, fmt.AUGMENTATIONS[operations[i]])
+            expected = compute_features(np.asarray(im))
+            np.testing.assert_allclose(
+                values[i], [expected[c] for c in FEATURE_COLUMNS], rtol=1e-5, err_msg=str(i)
+            )
+    area = values[:, columns.index("area")]
+    assert (area[source != 1003] > 0).all()
