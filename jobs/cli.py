@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "explore": "jobs.explore:explore_command",
     "build-store": "jobs.build_store:build_store_command",
     "train": "jobs.train:train_command",
+    "ensemble": "jobs.ensemble:ensemble_command",
     "evaluate": "jobs.evaluate:evaluate_command",
     "compare": "jobs.evaluate:compare_command",
     "predict": "jobs.predict:predict_command",

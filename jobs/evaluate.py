@@ -30,6 +30,7 @@ from plankton_store.inference import (
     MODEL_JSON,
     ModelInfo,
     ModelMismatchError,
+    ensemble_members,
     predict_inputs,
     predict_store_block,
     read_model_info,
@@ -74,12 +75,17 @@ def is_store(path: str | Path) -> bool:
 
 
 def model_fingerprint(model_dir: str | Path) -> str:
-    """Short digest of model.json and the saved model file(s)."""
+    """Short digest of model.json and the saved model file(s) (an ensemble's: and of its
+    members')."""
     digest = hashlib.sha256()
     for path in sorted(Path(model_dir).iterdir()):
         if path.name == MODEL_JSON or path.name.startswith("model."):
             if path.is_file():
                 digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    meta = json.loads((Path(model_dir) / MODEL_JSON).read_text())
+    if "members" in meta:
+        for member in ensemble_members(model_dir, meta):
+            digest.update(model_fingerprint(member).encode())
     return digest.hexdigest()[:16]
 
 

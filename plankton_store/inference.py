@@ -78,8 +78,20 @@ def read_model_info(model_dir: str | os.PathLike[str]) -> ModelInfo:
         image_size=tuple(int(v) for v in meta["image_size"]),  # type: ignore[arg-type]
         resize_mode=str(meta.get("resize_mode", "stretch")),
         feature_columns={k: list(v) for k, v in (meta.get("feature_columns") or {}).items()},
-        is_keras=(Path(model_dir) / KERAS_FILE).is_file(),
+        is_keras=_uses_keras(Path(model_dir), meta),
     )
+
+
+def ensemble_members(model_dir: str | os.PathLike[str], meta: dict[str, Any]) -> list[Path]:
+    """The member folders of an ensemble's ``model.json`` (stored relative to its folder)."""
+    return [(Path(model_dir) / member).resolve() for member in meta["members"]]
+
+
+def _uses_keras(model_dir: Path, meta: dict[str, Any]) -> bool:
+    """Whether the model (or a member of an ensemble) is a Keras model."""
+    if "members" in meta:
+        return any(read_model_info(m).is_keras for m in ensemble_members(model_dir, meta))
+    return (model_dir / KERAS_FILE).is_file()
 
 
 def cached_model(model_dir: str) -> Any:

@@ -2,7 +2,9 @@
 
 A MODEL_DIR holds::
 
-    model.keras | model.skops   the fitted model (Keras 3 / scikit-learn via skops)
+    model.keras | model.skops   the fitted model (Keras 3 / scikit-learn via skops); an
+                                ``ensemble`` has none: its model.json lists its members'
+                                folders (relative to it) and their weights
     model.json                  kind, class_names, label_column, store_fingerprint, store,
                                 image_size, resize_mode, normalisation, feature_columns,
                                 options, seed, best_epoch, val_macro_f1, val_accuracy,
@@ -30,10 +32,12 @@ import pandas as pd
 
 from plankton_store import __version__
 from plankton_store import format as fmt
+from plankton_store.inference import ensemble_members
 from plankton_store.sampling import Normalisation, gather_images, log_sizes
 from plankton_store.store import PlanktonStore
 
 __all__ = [
+    "ENSEMBLE_KIND",
     "KERAS_KINDS",
     "MODEL_KINDS",
     "ModelInputs",
@@ -48,6 +52,8 @@ __all__ = [
 ]
 
 MODEL_KINDS: tuple[str, ...] = ("mlp", "cnn", "seed-cnn", "features")
+#: Kind of a MODEL_DIR that pools other MODEL_DIRs (``plankton-jobs ensemble``).
+ENSEMBLE_KIND = "ensemble"
 KERAS_KINDS: tuple[str, ...] = ("cnn", "seed-cnn")
 MODEL_JSON = "model.json"
 HISTORY_CSV = "history.csv"
@@ -314,7 +320,7 @@ class TrainedModel:
         feature_columns: dict[str, list[str]] | None = None,
         info: dict[str, Any] | None = None,
     ) -> None:
-        if kind not in MODEL_KINDS:
+        if kind not in (*MODEL_KINDS, ENSEMBLE_KIND):
             raise ValueError(f"unknown model kind {kind!r}; choose from {MODEL_KINDS}")
         self.kind = kind
         self.estimator = estimator
@@ -339,6 +345,15 @@ class TrainedModel:
         n_classes = len(self.class_names)
         if not len(inputs):
             return np.zeros((0, n_classes), dtype=np.float32)
+        if self.kind == ENSEMBLE_KIND:
+            from plankton_store.ensemble import pool_probabilities
+
+            members, weights = self.estimator, self.info["weights"]
+            return pool_probabilities(
+                [m.predict_proba(inputs, batch_size) if w > 0 else None
+                 for m, w in zip(members, weights, strict=True)],
+                weights,
+            )  # fmt: skip
         if self.kind in KERAS_KINDS:
             if tuple(inputs.images.shape[1:]) != self.image_size:
                 raise ValueError(
@@ -385,7 +400,9 @@ def _normalise_rows(proba: np.ndarray) -> np.ndarray:
 
 
 def model_file(kind: str) -> str:
-    """``model.keras`` for Keras kinds, else ``model.skops``."""
+    """``model.keras`` for Keras kinds, ``model.json`` for an ensemble, else ``model.skops``."""
+    if kind == ENSEMBLE_KIND:
+        return MODEL_JSON
     return "model.keras" if kind in KERAS_KINDS else "model.skops"
 
 
@@ -397,7 +414,9 @@ def save_model(
     path = Path(model_dir)
     path.mkdir(parents=True, exist_ok=True)
     target = path / model_file(model.kind)
-    if model.kind in KERAS_KINDS:
+    if model.kind == ENSEMBLE_KIND:
+        pass  # the members are their own MODEL_DIRs, listed in model.json
+    elif model.kind in KERAS_KINDS:
         model.estimator.save(target)
     else:
         import skops.io as sio
@@ -439,7 +458,9 @@ def load_model(model_dir: str | os.PathLike) -> TrainedModel:
     target = path / model_file(kind)
     if not target.is_file():
         raise FileNotFoundError(f"{path}: {target.name} is missing")
-    if kind in KERAS_KINDS:
+    if kind == ENSEMBLE_KIND:
+        estimator = [load_model(member) for member in ensemble_members(path, meta)]
+    elif kind in KERAS_KINDS:
         import keras
 
         estimator = keras.saving.load_model(target, compile=False, safe_mode=True)

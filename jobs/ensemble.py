@@ -1,0 +1,187 @@
+"""ensemble: pool models trained on one store into one MODEL_DIR, weights fitted on val.
+
+The members' class probabilities are combined by a weighted geometric mean; the weights are
+chosen by greedy forward selection on the validation split's macro-F1
+(:mod:`plankton_store.ensemble`), never on test. The result is a MODEL_DIR like any other:
+``evaluate`` and ``predict`` (with ``--tta``) take it as they take a single model.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+
+from jobs.options import tta_option
+from plankton_store.inference import (
+    MODEL_JSON,
+    ModelMismatchError,
+    inputs_from_store,
+    predict_inputs,
+    read_model_info,
+)
+from plankton_store.store import StoreFormatError, open_store
+
+__all__ = ["EnsembleResult", "ensemble", "ensemble_command"]
+
+
+@dataclass
+class EnsembleResult:
+    """What :func:`ensemble` wrote and how each member and the pool scored on val."""
+
+    model_dir: str
+    members: list[str]
+    weights: list[float]
+    member_val_macro_f1: list[float]
+    val_macro_f1: float
+    val_accuracy: float
+    seconds: float
+
+
+def ensemble(
+    store_path: str,
+    member_dirs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    tta: bool = False,
+    overwrite: bool = False,
+    echo: Callable[[str], None] | None = click.echo,
+) -> EnsembleResult:
+    """Fit member weights on the val split of ``store_path`` and write the ensemble.
+
+    Parameters
+    ----------
+    store_path
+        The store every member was trained on (its val split picks the weights).
+    member_dirs
+        Two or more MODEL_DIRs of ``plankton-jobs train`` (or ensembles).
+    out_dir
+        The ensemble's MODEL_DIR: a ``model.json`` that names the members by relative path,
+        so move the folders together.
+    tta
+        Fit the weights on test-time-augmented probabilities (as ``evaluate --tta`` uses).
+
+    Raises
+    ------
+    ModelMismatchError
+        A member learned from another store or another class list.
+    FileExistsError
+        ``out_dir`` holds a model and ``overwrite`` is False.
+    """
+    from plankton_store.ensemble import fit_weights, pool_probabilities
+    from plankton_store.metrics import macro_f1
+    from plankton_store.models import ENSEMBLE_KIND, TrainedModel, load_model, save_model
+
+    started = time.perf_counter()
+    say = echo or (lambda _: None)
+    if len(member_dirs) < 2:
+        raise ValueError("an ensemble needs at least two --member models")
+    store = open_store(store_path)
+    for member in member_dirs:
+        info = read_model_info(member)
+        if info.store_fingerprint != store.fingerprint:
+            raise ModelMismatchError(
+                f"{member} learned from another store (fingerprint {info.store_fingerprint}, "
+                f"{store_path} is {store.fingerprint}): its val split could overlap the "
+                "member's training data. Ensemble models trained on this very store."
+            )
+        if info.class_names != store.class_names:
+            raise ModelMismatchError(f"{member}: its class list differs from {store_path}'s")
+    out = Path(out_dir)
+    if (out / MODEL_JSON).exists() and not overwrite:
+        raise FileExistsError(f"{out} holds a model already: pass --overwrite to replace it")
+
+    val = store.split_indices("val")
+    if not len(val):
+        raise ValueError(f"{store_path} has no val split to fit the weights on")
+    y_val = store.labels[val].astype(np.int64)
+    inputs = inputs_from_store(store, val)
+    models, probas = [], []
+    for member in member_dirs:
+        model = load_model(member)
+        models.append(model)
+        probas.append(predict_inputs(model, inputs, tta, store.attrs["resize_mode"]))
+        say(f"{member}: val macro-F1 {macro_f1(y_val, probas[-1].argmax(axis=1)):.4f}")
+    weights, best = fit_weights(probas, y_val)
+    pooled = pool_probabilities(probas, weights).argmax(axis=1)
+    out.mkdir(parents=True, exist_ok=True)
+    feature_columns: dict[str, list[str]] = {}
+    for model in models:
+        feature_columns.update(model.feature_columns)
+    result = EnsembleResult(
+        model_dir=str(out),
+        members=[str(m) for m in member_dirs],
+        weights=[round(float(w), 4) for w in weights],
+        member_val_macro_f1=[round(macro_f1(y_val, p.argmax(axis=1)), 4) for p in probas],
+        val_macro_f1=round(best, 4),
+        val_accuracy=round(float(np.mean(pooled == y_val)), 4),
+        seconds=0.0,
+    )
+    pool = TrainedModel(
+        kind=ENSEMBLE_KIND,
+        estimator=models,
+        class_names=store.class_names,
+        label_column=store.label_column,
+        store_fingerprint=store.fingerprint,
+        image_size=store.image_size,
+        resize_mode=store.attrs["resize_mode"],
+        normalisation=models[0].normalisation,
+        feature_columns=feature_columns,
+        info={
+            "members": [os.path.relpath(Path(m).resolve(), out.resolve()) for m in member_dirs],
+            "weights": result.weights,
+            "pooling": "weighted geometric mean",
+            "store": str(store_path),
+            "fitted_with_tta": tta,
+            "member_val_macro_f1": result.member_val_macro_f1,
+            "val_macro_f1": result.val_macro_f1,
+            "val_accuracy": result.val_accuracy,
+        },
+    )
+    save_model(out, pool)
+    result.seconds = round(time.perf_counter() - started, 2)
+    say(
+        "weights "
+        + ", ".join(f"{Path(m).name} {w:.2f}" for m, w in zip(member_dirs, weights, strict=True))
+        + f": val macro-F1 {result.val_macro_f1:.4f} (best member "
+        f"{max(result.member_val_macro_f1):.4f}), val accuracy {result.val_accuracy:.4f}; "
+        f"wrote {out} in {result.seconds:.1f} s"
+    )
+    return result
+
+
+@click.command("ensemble")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--member",
+    "members",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="MODEL_DIR of a model trained on STORE (repeat: at least two).",
+)
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="MODEL_DIR to write."
+)
+@tta_option
+@click.option("--overwrite", is_flag=True, help="Replace a model in --out.")
+def ensemble_command(
+    store: str, members: tuple[str, ...], out_dir: str, tta: bool, overwrite: bool
+) -> None:
+    """Pool models trained on STORE (e.g. a cnn and a features model) into one MODEL_DIR.
+
+    Probabilities are combined by a weighted geometric mean; the weights are fitted on the
+    val split's macro-F1 (greedy forward selection, so a member that does not help gets
+    weight 0), never on test. Evaluate and predict take the ensemble like any model; use
+    --tta here when you will evaluate with --tta.
+    """
+    try:
+        ensemble(store, members, out_dir, tta=tta, overwrite=overwrite)
+    except ModelMismatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, FileExistsError, StoreFormatError) as exc:
+        raise click.UsageError(str(exc)) from None

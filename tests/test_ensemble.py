@@ -1,0 +1,115 @@
+"""ensemble: pooled probabilities, weights fitted on val, and the MODEL_DIR end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from jobs.build_store import build_store
+from jobs.ensemble import ensemble, ensemble_command
+from jobs.evaluate import evaluate
+from jobs.predict import predict_source
+from plankton_store import format as fmt
+from plankton_store.ensemble import fit_weights, pool_probabilities
+from plankton_store.inference import ModelMismatchError, read_model_info
+from plankton_store.metrics import macro_f1
+from plankton_store.plan import BuildOptions
+from plankton_store.store import open_store
+from tests.conftest import SMALL_STORE_OPTIONS, fit_small_model, write_flowcam_export
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def test_pooling_is_a_normalised_weighted_geometric_mean():
+    a = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
+    b = np.array([[0.2, 0.7, 0.1], [0.5, 0.4, 0.1]])
+    pooled = pool_probabilities([a, b], [3, 1])
+    expected = a**0.75 * b**0.25
+    np.testing.assert_allclose(pooled, expected / expected.sum(1, keepdims=True), rtol=1e-5)
+    np.testing.assert_allclose(pool_probabilities([a, b], [1, 0]), a, rtol=1e-5)
+    with pytest.raises(ValueError, match="non-negative"):
+        pool_probabilities([a, b], [0, 0])
+
+
+def test_weights_favour_the_member_that_helps_and_drop_noise():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 50)
+    good = np.full((200, 4), 0.1)
+    good[np.arange(200), y] = 0.7
+    good[:20] = 0.25  # undecided on the first 20: only a partner can fix those
+    partner = np.full((200, 4), 0.2)
+    partner[np.arange(200), y] = 0.4
+    noise = rng.dirichlet(np.ones(4), size=200)
+    weights, best = fit_weights([noise, good, partner], y)
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[0] == 0.0 and weights[1] > 0
+    assert best >= macro_f1(y, good.argmax(1))
+    assert best == pytest.approx(macro_f1(y, pool_probabilities([noise, good, partner],
+                                                                weights).argmax(1)))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def featureless(tmp_path_factory, dask_client):
+    """A store with computed features from an export without feature tables, an image model
+    and a features model trained on it, and their ensemble."""
+    root = tmp_path_factory.mktemp("ensemble")
+    export = write_flowcam_export(
+        root / "export", {"copepod": 60, "diatom": 40, "detritus": 80}, with_features=False
+    )
+    store = str(root / "store.zarr")
+    options = BuildOptions(**SMALL_STORE_OPTIONS, compute_features=True)
+    build_store(str(export), store, options, dask_client, progress=False, echo=quiet)
+    image_model = fit_small_model(store, root / "mlp", kind="mlp")
+    features_model = fit_small_model(store, root / "features", kind="features")
+    result = ensemble(store, [image_model, features_model], root / "pool", echo=quiet)
+    return export, store, image_model, features_model, result
+
+
+def test_ensemble_is_a_model_dir_no_worse_on_val_than_its_members(featureless, tmp_path):
+    export, store, image_model, features_model, result = featureless
+    meta = json.loads((Path(result.model_dir) / "model.json").read_text())
+    assert meta["kind"] == "ensemble" and meta["members"] == ["../mlp", "../features"]
+    assert sum(meta["weights"]) == pytest.approx(1.0)
+    assert result.val_macro_f1 >= max(result.member_val_macro_f1)
+    info = read_model_info(result.model_dir)
+    assert fmt.COMPUTED_FEATURES in info.feature_columns and not info.is_keras
+    # evaluate takes it like any model and reproduces the pooled val figure.
+    ev = evaluate(store, result.model_dir, tmp_path / "report", split="val", progress=False,
+                  echo=quiet)  # fmt: skip
+    assert ev.summary["macro_f1"] == pytest.approx(result.val_macro_f1, abs=1e-4)
+    assert ev.summary["model"]["kind"] == "ensemble"
+
+
+def test_predict_on_an_export_computes_the_features_as_build_store_did(
+    featureless, dask_client, tmp_path
+):
+    """The export has no feature tables: predict computes them from the images, and every
+    image scores exactly as it does from the store."""
+    export, store, _, _, result = featureless
+    out = tmp_path / "predictions.csv"
+    predict_source(export, result.model_dir, out, dask_client, progress=False, echo=quiet)
+    frame = pd.read_csv(out, keep_default_na=False).set_index("objid")
+    st = open_store(store)
+    test = st.split_indices("test")
+    ev = evaluate(store, result.model_dir, tmp_path / "report", split="test", progress=False,
+                  echo=quiet)  # fmt: skip
+    scored = pd.read_csv(tmp_path / "report" / "predictions.csv").set_index("objid")
+    objid = st.array(fmt.OBJID)[:][test]
+    assert len(objid) == ev.summary["n_samples"] > 10
+    assert frame.loc[objid, "predicted"].tolist() == scored.loc[objid, "predicted"].tolist()
+
+
+def test_members_of_another_store_are_refused(featureless, small_store, small_model, tmp_path):
+    _, store, image_model, _, _ = featureless
+    with pytest.raises(ModelMismatchError, match="another store"):
+        ensemble(store, [image_model, small_model], tmp_path / "pool", echo=quiet)
+    runner = CliRunner()
+    args = [store, "--member", str(image_model), "--out", str(tmp_path / "one")]
+    assert "at least two" in runner.invoke(ensemble_command, args).output
