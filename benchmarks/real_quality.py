@@ -45,8 +45,9 @@ TARGETS: dict[str, dict[str, float]] = {
     "level2": {"accuracy": 0.80, "macro_f1": 0.60},
     "level1": {"accuracy": 0.66},
 }
-#: Seconds kept from the cnn's budget for fitting the ensemble weights (val predictions).
-ENSEMBLE_ALLOWANCE_S = 30.0
+#: Seconds kept from the cnn's budget for fitting the ensemble weights (8-view val
+#: predictions of both models: 12 s for level2, 42 s for level1's 121 classes).
+ENSEMBLE_ALLOWANCE_S = 60.0
 DEFAULT_SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ndsb-dev"
 
 
@@ -77,7 +78,9 @@ def run_level(
     features = train(
         str(store),
         features_dir,
-        TrainOptions(model="features", seed=seed),
+        # Its best val epoch came at 5-8 on both levels: patience 3 saves a minute or two of
+        # the budget for the cnn.
+        TrainOptions(model="features", patience=3, seed=seed),
         overwrite=True,
         echo=print,
     )

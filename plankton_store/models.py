@@ -32,7 +32,7 @@ import pandas as pd
 
 from plankton_store import __version__
 from plankton_store import format as fmt
-from plankton_store.inference import ensemble_members
+from plankton_store.inference import MODEL_JSON, ensemble_members
 from plankton_store.sampling import Normalisation, gather_images, log_sizes
 from plankton_store.store import PlanktonStore
 
@@ -55,7 +55,6 @@ MODEL_KINDS: tuple[str, ...] = ("mlp", "cnn", "seed-cnn", "features")
 #: Kind of a MODEL_DIR that pools other MODEL_DIRs (``plankton-jobs ensemble``).
 ENSEMBLE_KIND = "ensemble"
 KERAS_KINDS: tuple[str, ...] = ("cnn", "seed-cnn")
-MODEL_JSON = "model.json"
 HISTORY_CSV = "history.csv"
 HISTORY_PNG = "history.png"
 #: Types a skops file of ours may hold beyond skops' defaults (checked before loading).

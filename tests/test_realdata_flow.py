@@ -31,7 +31,7 @@ def test_build_train_evaluate_predict_on_real_images(tmp_path, label_column):
     output = run(
         "build-store", str(NDSB_DEV), str(store), "--label-column", label_column,
         "--max-per-class", "40", "--augment-below", "0", "--resize", "pad",
-        "--size", "32x32", "--workers", "2", "--keep-all-classes",
+        "--size", "32x32", "--workers", "2", "--keep-all-classes", "--compute-features",
     )  # fmt: skip
     assert "Rows read 21233 = stored" in output
     opened = open_store(str(store))
@@ -44,6 +44,15 @@ def test_build_train_evaluate_predict_on_real_images(tmp_path, label_column):
     model = tmp_path / "cnn"
     output = run("train", str(store), "--out", str(model), "--epochs", "8", "--threads", "2")
     assert "balance sqrt" in output
+    # Pooled with gradient boosting on the features computed from the images.
+    features = tmp_path / "features"
+    run("train", str(store), "--model", "features", "--out", str(features), "--epochs", "5")
+    pool = tmp_path / "pool"
+    run("ensemble", str(store), "--member", str(model), "--member", str(features),
+        "--out", str(pool), "--tta")  # fmt: skip
+    weights = json.loads((pool / "model.json").read_text())["weights"]
+    assert len(weights) == 2 and sum(weights) == pytest.approx(1.0)
+    model = pool
     report = tmp_path / "report"
     run("evaluate", str(store), "--model", str(model), "--out", str(report), "--workers", "1",
         "--tta")  # fmt: skip
