@@ -493,7 +493,8 @@ def format_summary(summary: BuildSummary) -> str:
     is_flag=True,
     help="Also compute shape and grey-level features (area, ESD, axes, perimeter, grey-level "
     "moments, ...) from every image at full resolution into the feature table 'computed', "
-    "for the features model: for exports without feature tables. About 0.5 ms per image.",
+    "for the features model: for exports without feature tables. Costs a second, "
+    "full-resolution decode of every image.",
 )
 @click.option(
     "--block-size",
