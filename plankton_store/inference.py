@@ -22,9 +22,10 @@ import numpy as np
 MODEL_JSON = "model.json"
 KERAS_FILE = "model.keras"
 
-# One loaded model per (model folder, model.json mtime) and process: tasks of one job reuse it;
-# a retrained model (new mtime) is loaded afresh.
-_MODEL_CACHE: dict[tuple[str, int], Any] = {}
+# One loaded model per process, keyed by its folder and the model.json mtimes of the model and,
+# for an ensemble, of every member: tasks of one job reuse it; a retrained model or member is
+# loaded afresh.
+_MODEL_CACHE: dict[tuple[tuple[str, int], ...], Any] = {}
 _MODEL_LOCK = threading.Lock()
 
 
@@ -96,7 +97,7 @@ def _uses_keras(model_dir: Path, meta: dict[str, Any]) -> bool:
 
 def cached_model(model_dir: str) -> Any:
     """The :class:`plankton_store.models.TrainedModel` in ``model_dir``, loaded once per process."""
-    key = (os.path.abspath(model_dir), os.stat(Path(model_dir) / MODEL_JSON).st_mtime_ns)
+    key = _cache_key(Path(model_dir))
     model = _MODEL_CACHE.get(key)
     if model is None:
         with _MODEL_LOCK:
@@ -108,6 +109,16 @@ def cached_model(model_dir: str) -> Any:
                 _MODEL_CACHE.clear()  # one model per worker is enough; free the last one
                 _MODEL_CACHE[key] = model
     return model
+
+
+def _cache_key(model_dir: Path) -> tuple[tuple[str, int], ...]:
+    """``(folder, model.json mtime)`` of the model and of each ensemble member."""
+    path = model_dir / MODEL_JSON
+    key = ((os.path.abspath(model_dir), os.stat(path).st_mtime_ns),)
+    meta = json.loads(path.read_text())
+    if "members" in meta:
+        key += tuple(p for member in ensemble_members(model_dir, meta) for p in _cache_key(member))
+    return key
 
 
 def make_inputs(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from jobs.evaluate import evaluate
 from jobs.predict import predict_source
 from plankton_store import format as fmt
 from plankton_store.ensemble import fit_weights, pool_probabilities
-from plankton_store.inference import ModelMismatchError, read_model_info
+from plankton_store.inference import ModelMismatchError, cached_model, read_model_info
 from plankton_store.metrics import macro_f1
 from plankton_store.plan import BuildOptions
 from plankton_store.store import open_store
@@ -113,3 +114,18 @@ def test_members_of_another_store_are_refused(featureless, small_store, small_mo
     runner = CliRunner()
     args = [store, "--member", str(image_model), "--out", str(tmp_path / "one")]
     assert "at least two" in runner.invoke(ensemble_command, args).output
+
+
+def test_a_retrained_member_is_not_served_from_the_worker_cache(featureless):
+    """Workers cache one loaded model: an ensemble must be reloaded when a member changes,
+    even though the ensemble's own model.json did not."""
+    _, _, image_model, _, result = featureless
+    first = cached_model(result.model_dir)
+    assert cached_model(result.model_dir) is first
+    member_json = Path(image_model) / "model.json"
+    stat = member_json.stat()
+    os.utime(member_json, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    try:
+        assert cached_model(result.model_dir) is not first
+    finally:
+        os.utime(member_json, ns=(stat.st_atime_ns, stat.st_mtime_ns))
