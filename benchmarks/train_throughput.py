@@ -94,12 +94,16 @@ def main(argv: list[str] | None = None) -> None:
         options = TrainOptions(
             model=model, time_budget=args.budget, epochs=1000, patience=1000, threads=args.threads
         )
+        wall, cpu = time.perf_counter(), time.process_time()
         result = train(store, workdir / f"model-{model}", options, overwrite=True, echo=None)
+        # CPU seconds per wall second of the whole run (all threads): on a shared 2-core VM
+        # a run that got less than ~1.7 cores was starved, and its samples/s is low with it.
+        cores = (time.process_time() - cpu) / (time.perf_counter() - wall)
         rows.append((model, result))
         print(
             f"  {model:<9} {result.train_samples_per_second:>9,.0f} samples/s  "
             f"val macro-F1 {result.val_macro_f1:.3f}  epochs {result.epochs_run}  "
-            f"{result.seconds:.0f} s"
+            f"{result.seconds:.0f} s  {cores:.2f} cores busy"
         )
     rates = {m: r.train_samples_per_second for m, r in rows}
     if "cnn" in rates and "seed-cnn" in rates:
