@@ -42,7 +42,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -119,26 +119,70 @@ def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, 
     return fsspec.core.url_to_fs(url, **(storage_options or {}))
 
 
+class ZipMember(NamedTuple):
+    """Where one zip member lies and how to check it: what a read needs from the central
+    directory (a :class:`zipfile.ZipInfo` is ten times larger to ship with a task)."""
+
+    header_offset: int
+    compress_size: int
+    compress_type: int
+    crc: int
+    extra_len: int
+
+
+def _zip_members(infos: list[zipfile.ZipInfo]) -> dict[str, ZipMember]:
+    return {
+        i.filename: ZipMember(
+            i.header_offset, i.compress_size, i.compress_type, i.CRC, len(i.extra)
+        )
+        for i in infos
+    }
+
+
 class _IndexedZip:
     """Zip members read straight from their byte ranges, found once in the central directory.
 
     Block tasks read images in plan order, which is shuffled with respect to the zip, so a
     buffered reader would fetch a whole buffer per image, and ``zipfile.ZipFile.read`` costs
     more per small member than decoding it; here each read touches just the member's range.
-    Subclasses say how a byte range is read.
+    The index may start with just the members a block task shipped (``complete`` False): the
+    central directory, 243,610 entries for the reference workload, is then read and parsed
+    only if a member outside them is asked for. Subclasses say how a byte range is read and
+    how the directory is listed.
     """
 
     url: str
     size: int
-    members: dict[str, zipfile.ZipInfo]
+    members: dict[str, ZipMember]
+    complete: bool
 
     def read_range(self, start: int, end: int) -> bytes:
         raise NotImplementedError
 
+    def list_members(self) -> dict[str, ZipMember]:
+        raise NotImplementedError
+
+    def add_members(self, members: dict[str, ZipMember]) -> None:
+        """Known members (from the client's listing of this zip), so they need no lookup."""
+        self.members.update(members)
+
+    def member(self, name: str) -> ZipMember:
+        """The member's entry; KeyError when the zip has no such member."""
+        try:
+            return self.members[name]
+        except KeyError:
+            if self.complete:
+                raise
+        with _ZIP_CACHE_LOCK:
+            if not self.complete:
+                self.members = {**self.list_members(), **self.members}
+                self.complete = True
+        return self.members[name]
+
     def member_range(self, name: str) -> tuple[int, int]:
         """Byte range that usually holds the member's local header and data."""
-        info = self.members[name]
-        guess = _LOCAL_HEADER.size + len(name.encode()) + len(info.extra) + _LOCAL_HEADER_SLACK
+        info = self.member(name)
+        guess = _LOCAL_HEADER.size + len(name.encode()) + info.extra_len + _LOCAL_HEADER_SLACK
         return info.header_offset, min(info.header_offset + guess + info.compress_size, self.size)
 
     def read(self, name: str) -> bytes:
@@ -147,7 +191,7 @@ class _IndexedZip:
 
     def extract(self, name: str, buf: bytes) -> bytes:
         """The member's bytes from ``buf``, which starts at its local header."""
-        info = self.members[name]
+        info = self.member(name)
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise zipfile.BadZipFile(
                 f"{self.url}: {name} uses compression {info.compress_type}; "
@@ -164,7 +208,7 @@ class _IndexedZip:
         data = buf[begin:stop]
         if info.compress_type == zipfile.ZIP_DEFLATED:
             data = zlib.decompress(data, -15)
-        if zlib.crc32(data) != info.CRC:
+        if zlib.crc32(data) != info.crc:
             raise zipfile.BadZipFile(f"{self.url}: bad CRC-32 for {name}")
         return data
 
@@ -172,26 +216,44 @@ class _IndexedZip:
 class _LocalZip(_IndexedZip):
     """A local zip read with ``os.pread``: no seek, no per-member file object."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, members: dict[str, ZipMember] | None = None) -> None:
         self.url = path
-        with zipfile.ZipFile(path) as zf:
-            self.members = {info.filename: info for info in zf.infolist()}
+        self.complete = members is None
+        self.members = self.list_members() if members is None else dict(members)
         self.fd = os.open(path, os.O_RDONLY)
         self.size = os.fstat(self.fd).st_size
 
+    def list_members(self) -> dict[str, ZipMember]:
+        with zipfile.ZipFile(self.url) as zf:
+            return _zip_members(zf.infolist())
+
     def read_range(self, start: int, end: int) -> bytes:
         return os.pread(self.fd, end - start, start)
+
+    def __del__(self) -> None:
+        # Closed when the last reference goes (a replaced reader may still serve a read).
+        if getattr(self, "fd", None) is not None:
+            os.close(self.fd)
 
 
 class _RemoteZip(_IndexedZip):
     """Members of a zip on an object store, each read with one ranged request."""
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        storage_options: dict[str, Any] | None,
+        members: dict[str, ZipMember] | None = None,
+    ) -> None:
         self.url = url
         self.fs, self.path = _filesystem(url, storage_options)
-        with self.fs.open(self.path, "rb") as f, zipfile.ZipFile(f) as zf:
-            self.members = {info.filename: info for info in zf.infolist()}
+        self.complete = members is None
+        self.members = self.list_members() if members is None else dict(members)
         self.size = self.fs.size(self.path)
+
+    def list_members(self) -> dict[str, ZipMember]:
+        with self.fs.open(self.path, "rb") as f, zipfile.ZipFile(f) as zf:
+            return _zip_members(zf.infolist())
 
     def read_range(self, start: int, end: int) -> bytes:
         # Keywords: s3fs's third positional parameter is version_id.
@@ -232,18 +294,35 @@ class _RemoteZip(_IndexedZip):
         return out
 
 
-def _open_zip(path: str, storage_options: dict[str, Any] | None = None) -> Any:
+def _open_zip(
+    path: str,
+    storage_options: dict[str, Any] | None = None,
+    members: dict[str, ZipMember] | None = None,
+    complete: bool = False,
+) -> Any:
+    """This process's reader of the zip at ``path``. ``members`` (some, or all when
+    ``complete``: a fresh listing, which replaces this process's reader) spare it from
+    reading the central directory for those members."""
     key = (path, _options_key(storage_options), os.getpid())
     zf = _ZIP_CACHE.get(key)
+    if complete and zf is not None:
+        with _ZIP_CACHE_LOCK:
+            _ZIP_CACHE.pop(key, None)
+        zf = None
     if zf is None:
         with _ZIP_CACHE_LOCK:
             zf = _ZIP_CACHE.get(key)
             if zf is None:
                 if is_url(path):
-                    zf = _RemoteZip(path, storage_options)
+                    zf = _RemoteZip(path, storage_options, members)
                 else:
-                    zf = _LocalZip(_local_path(path))
+                    zf = _LocalZip(_local_path(path), members)
+                zf.complete = members is None or complete
                 _ZIP_CACHE[key] = zf
+                return zf
+    if members:
+        with _ZIP_CACHE_LOCK:
+            zf.add_members(members)
     return zf
 
 
@@ -252,9 +331,10 @@ class ImageFetcher:
     """Picklable, cheap: fetches one image's raw bytes by its reference.
 
     Each process opens the zip (or the remote filesystem) itself, lazily, once (the cache
-    is keyed on ``(zip path, storage options, os.getpid())``); no file handle is ever
-    pickled. Concurrent calls from threads of one process are safe (``zipfile`` serialises
-    reads of a shared handle).
+    is keyed on ``(zip path, storage options, os.getpid())``), and reads its central
+    directory only for a member that no :meth:`batch` brought along; no file handle is ever
+    pickled. Concurrent calls from threads of one process are safe (positioned reads, no
+    shared file offset).
 
     Parameters
     ----------
@@ -294,7 +374,7 @@ class ImageFetcher:
             The zip member is corrupt (bad CRC, bad header, undecompressable).
         """
         if self.zip_name is not None:
-            zip_path = _join(self.root, self.zip_name)
+            zip_path = self._zip_path()
             zf = _open_zip(zip_path, self.storage_options)
             try:
                 return zf.read(ref)
@@ -321,18 +401,29 @@ class ImageFetcher:
     def batch(self, refs: Sequence[str]) -> Callable[[str], bytes]:
         """A fetch function for a known batch of references (one block task's images).
 
-        For an export behind a URL it fetches the whole batch on its first call, with few
-        concurrent requests, since one request per image would make a build wait on
-        object-store latency; for a local export it is :meth:`fetch` itself.
+        Called where the export was read (the client): for a zip it carries the batch's
+        entries of the zip's central directory, which the client has read, so that a worker
+        never reads and parses the whole directory itself. For an export behind a URL it
+        fetches the whole batch on its first call, with few concurrent requests, since one
+        request per image would make a build wait on object-store latency; a local export is
+        read image by image.
         """
-        if not is_url(self.root):
+        members = None
+        if self.zip_name is not None:
+            known = _open_zip(self._zip_path(), self.storage_options).members
+            members = {ref: known[ref] for ref in refs if ref in known}
+        elif not is_url(self.root):
             return self.fetch
-        return _BatchFetch(self, tuple(refs))
+        return _BatchFetch(self, tuple(refs), members)
+
+    def _zip_path(self) -> str:
+        assert self.zip_name is not None
+        return _join(self.root, self.zip_name)
 
     def fetch_many(self, refs: Sequence[str]) -> dict[str, bytes | Exception]:
         """Each distinct reference's bytes, or the exception :meth:`fetch` would raise."""
         if self.zip_name is not None and is_url(self.root):
-            zip_path = _join(self.root, self.zip_name)
+            zip_path = self._zip_path()
             found = _open_zip(zip_path, self.storage_options).read_many(list(refs))
             return {
                 ref: FileNotFoundError(f"no image {ref!r} in {zip_path}")
@@ -370,9 +461,15 @@ class _BatchFetch:
 
     fetcher: ImageFetcher
     refs: tuple[str, ...]
+    zip_members: dict[str, ZipMember] | None = field(default=None, repr=False)
     _found: dict[str, bytes | Exception] | None = field(default=None, repr=False)
 
     def __call__(self, ref: str) -> bytes:
+        if self.zip_members is not None:  # first call in this process: index the zip
+            _open_zip(self.fetcher._zip_path(), self.fetcher.storage_options, self.zip_members)
+            self.zip_members = None
+        if not is_url(self.fetcher.root):
+            return self.fetcher.fetch(ref)
         if self._found is None:
             self._found = self.fetcher.fetch_many(self.refs)
         value = self._found.get(ref)
@@ -922,6 +1019,8 @@ def _zip_listing(folder: _Folder) -> tuple[pd.DataFrame, bytes]:
         ) from None
     names = [i.filename for i in infos if not i.is_dir()]
     listing = "\n".join(f"{i.filename}\t{i.CRC}\t{i.file_size}" for i in infos).encode()
+    # The reader ImageFetcher.batch uses here: no second parse of the directory.
+    _open_zip(zip_path, folder.storage_options, _zip_members(infos), complete=True)
     return _ref_frame(names), listing
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
+from plankton_store import sources
 from plankton_store.sources import ExportError, is_url, read_export
 
 
@@ -98,6 +99,34 @@ def test_batch_fetch_equals_fetch(small_export, memory_fs, tmp_path, layout):
     assert remote.fetcher.batch(refs[:1])(refs[1]) == remote.fetcher.fetch(refs[1])
 
 
-def test_batch_of_a_local_export_is_plain_fetch(small_export):
+def test_a_batch_carries_its_zip_entries_so_a_worker_never_reads_the_directory(
+    small_export, monkeypatch
+):
+    """The client read the zip's central directory; a block task ships its images' entries,
+    so a worker reads just those members (the directory is 243,610 entries at full scale)."""
     fetcher = read_export(small_export).fetcher
-    assert fetcher.batch(["imgs/1000.jpg"]) == fetcher.fetch
+    refs = list(read_export(small_export).table["image"][:20])
+    expected = {ref: fetcher.fetch(ref) for ref in refs}
+    shipped = pickle.loads(pickle.dumps(fetcher.batch(refs[:10])))  # as sent to a worker
+    monkeypatch.setattr(sources, "_ZIP_CACHE", {})  # a fresh worker process
+
+    def no_directory(*args, **kwargs):
+        raise AssertionError("the worker read the zip's central directory")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(zipfile, "ZipFile", no_directory)
+        assert [shipped(ref) for ref in refs[:10]] == [expected[ref] for ref in refs[:10]]
+    assert shipped._found is None  # a local export is read image by image, not prefetched
+    # An image outside the batch still reads, through the directory, read once then.
+    assert shipped(refs[15]) == expected[refs[15]]
+    with pytest.raises(FileNotFoundError, match="no image"):
+        shipped("imgs/no-such-image.jpg")
+
+
+def test_a_folder_export_is_fetched_image_by_image(small_export, tmp_path):
+    folder = tmp_path / "folder-export"
+    shutil.copytree(small_export, folder, ignore=shutil.ignore_patterns("imgs.zip"))
+    with zipfile.ZipFile(small_export / "imgs.zip") as zf:
+        zf.extractall(folder)
+    fetcher = read_export(folder).fetcher
+    assert fetcher.zip_name is None and fetcher.batch(["imgs/1000.jpg"]) == fetcher.fetch
