@@ -160,7 +160,7 @@ def classify_export(
             client.submit(
                 predict_export_block,
                 block,
-                export.fetcher.fetch,
+                export.fetcher.batch(block.refs),  # its zip entries travel with it
                 info.model_dir,
                 tta,
                 key=f"predict-block-{run_id}-{start}",
