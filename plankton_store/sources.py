@@ -119,7 +119,7 @@ def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, 
     return fsspec.core.url_to_fs(url, **(storage_options or {}))
 
 
-class ZipMember(NamedTuple):
+class _ZipMember(NamedTuple):
     """Where one zip member lies and how to check it: what a read needs from the central
     directory (a :class:`zipfile.ZipInfo` is ten times larger to ship with a task)."""
 
@@ -130,9 +130,9 @@ class ZipMember(NamedTuple):
     extra_len: int
 
 
-def _zip_members(infos: list[zipfile.ZipInfo]) -> dict[str, ZipMember]:
+def _zip_members(infos: list[zipfile.ZipInfo]) -> dict[str, _ZipMember]:
     return {
-        i.filename: ZipMember(
+        i.filename: _ZipMember(
             i.header_offset, i.compress_size, i.compress_type, i.CRC, len(i.extra)
         )
         for i in infos
@@ -153,20 +153,20 @@ class _IndexedZip:
 
     url: str
     size: int
-    members: dict[str, ZipMember]
+    members: dict[str, _ZipMember]
     complete: bool
 
     def read_range(self, start: int, end: int) -> bytes:
         raise NotImplementedError
 
-    def list_members(self) -> dict[str, ZipMember]:
+    def list_members(self) -> dict[str, _ZipMember]:
         raise NotImplementedError
 
-    def add_members(self, members: dict[str, ZipMember]) -> None:
+    def add_members(self, members: dict[str, _ZipMember]) -> None:
         """Known members (from the client's listing of this zip), so they need no lookup."""
         self.members.update(members)
 
-    def member(self, name: str) -> ZipMember:
+    def member(self, name: str) -> _ZipMember:
         """The member's entry; KeyError when the zip has no such member."""
         try:
             return self.members[name]
@@ -216,14 +216,14 @@ class _IndexedZip:
 class _LocalZip(_IndexedZip):
     """A local zip read with ``os.pread``: no seek, no per-member file object."""
 
-    def __init__(self, path: str, members: dict[str, ZipMember] | None = None) -> None:
+    def __init__(self, path: str, members: dict[str, _ZipMember] | None = None) -> None:
         self.url = path
         self.complete = members is None
         self.members = self.list_members() if members is None else dict(members)
         self.fd = os.open(path, os.O_RDONLY)
         self.size = os.fstat(self.fd).st_size
 
-    def list_members(self) -> dict[str, ZipMember]:
+    def list_members(self) -> dict[str, _ZipMember]:
         with zipfile.ZipFile(self.url) as zf:
             return _zip_members(zf.infolist())
 
@@ -243,7 +243,7 @@ class _RemoteZip(_IndexedZip):
         self,
         url: str,
         storage_options: dict[str, Any] | None,
-        members: dict[str, ZipMember] | None = None,
+        members: dict[str, _ZipMember] | None = None,
     ) -> None:
         self.url = url
         self.fs, self.path = _filesystem(url, storage_options)
@@ -251,7 +251,7 @@ class _RemoteZip(_IndexedZip):
         self.members = self.list_members() if members is None else dict(members)
         self.size = self.fs.size(self.path)
 
-    def list_members(self) -> dict[str, ZipMember]:
+    def list_members(self) -> dict[str, _ZipMember]:
         with self.fs.open(self.path, "rb") as f, zipfile.ZipFile(f) as zf:
             return _zip_members(zf.infolist())
 
@@ -297,7 +297,7 @@ class _RemoteZip(_IndexedZip):
 def _open_zip(
     path: str,
     storage_options: dict[str, Any] | None = None,
-    members: dict[str, ZipMember] | None = None,
+    members: dict[str, _ZipMember] | None = None,
     complete: bool = False,
 ) -> Any:
     """This process's reader of the zip at ``path``. ``members`` (some, or all when
@@ -461,7 +461,7 @@ class _BatchFetch:
 
     fetcher: ImageFetcher
     refs: tuple[str, ...]
-    zip_members: dict[str, ZipMember] | None = field(default=None, repr=False)
+    zip_members: dict[str, _ZipMember] | None = field(default=None, repr=False)
     _found: dict[str, bytes | Exception] | None = field(default=None, repr=False)
 
     def __call__(self, ref: str) -> bytes:
