@@ -216,9 +216,11 @@ class _IndexedZip:
 class _LocalZip(_IndexedZip):
     """A local zip read with ``os.pread``: no seek, no per-member file object."""
 
-    def __init__(self, path: str, members: dict[str, _ZipMember] | None = None) -> None:
+    def __init__(
+        self, path: str, members: dict[str, _ZipMember] | None = None, complete: bool = False
+    ) -> None:
         self.url = path
-        self.complete = members is None
+        self.complete = members is None or complete
         self.members = self.list_members() if members is None else dict(members)
         self.fd = os.open(path, os.O_RDONLY)
         self.size = os.fstat(self.fd).st_size
@@ -244,10 +246,11 @@ class _RemoteZip(_IndexedZip):
         url: str,
         storage_options: dict[str, Any] | None,
         members: dict[str, _ZipMember] | None = None,
+        complete: bool = False,
     ) -> None:
         self.url = url
         self.fs, self.path = _filesystem(url, storage_options)
-        self.complete = members is None
+        self.complete = members is None or complete
         self.members = self.list_members() if members is None else dict(members)
         self.size = self.fs.size(self.path)
 
@@ -314,10 +317,9 @@ def _open_zip(
             zf = _ZIP_CACHE.get(key)
             if zf is None:
                 if is_url(path):
-                    zf = _RemoteZip(path, storage_options, members)
+                    zf = _RemoteZip(path, storage_options, members, complete)
                 else:
-                    zf = _LocalZip(_local_path(path), members)
-                zf.complete = members is None or complete
+                    zf = _LocalZip(_local_path(path), members, complete)
                 _ZIP_CACHE[key] = zf
                 return zf
     if members:
