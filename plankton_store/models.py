@@ -168,9 +168,12 @@ def build_seed_cnn(
     Conv2D 32 (5x5)-BN-32 (5x5)-BN-MaxPool-Dropout .25, Conv2D 64 (3x3)-BN-64 (3x3)-BN-MaxPool-
     Dropout .25, Dense 256-BN-Dropout .5, softmax; RMSprop. Differences: images the right way
     up, and inputs standardised with the train statistics (the shared pipeline) instead of
-    divided by 255.
+    divided by 255. Its conv batch norms train with TensorFlow's fused kernel, as tf.keras 2
+    (the notebook's Keras) did (:class:`~plankton_store.keras_layers.FusedBatchNormalization`).
     """
     import keras
+
+    from plankton_store.keras_layers import FusedBatchNormalization
 
     layers = keras.layers
     image = keras.Input((*image_size, 1), dtype="uint8", name="image")
@@ -178,7 +181,7 @@ def build_seed_cnn(
     for filters, kernel in ((32, 5), (64, 3)):
         for _ in range(2):
             x = layers.Conv2D(filters, kernel, padding="same", activation="relu")(x)
-            x = layers.BatchNormalization()(x)
+            x = FusedBatchNormalization()(x)
         x = layers.MaxPooling2D(2)(x)
         x = layers.Dropout(0.25)(x)
     x = layers.Flatten()(x)
@@ -198,16 +201,19 @@ def build_seed_cnn(
 def conv_trunk(x: Any, widths: tuple[int, ...], convs_per_block: int = 1) -> Any:
     """The conv blocks of :func:`build_cnn`, then global average + max pooling.
 
-    Each block is ``convs_per_block`` x (Conv2D 3x3 - BatchNorm (momentum .9) - ReLU) and a 2x
-    max pooling between blocks. Takes and returns Keras tensors (functional API).
+    Each block is ``convs_per_block`` x (Conv2D 3x3 - BatchNorm (momentum .9; the fused
+    kernel in training) - ReLU) and a 2x max pooling between blocks. Takes and returns Keras
+    tensors (functional API).
     """
     import keras
+
+    from plankton_store.keras_layers import FusedBatchNormalization
 
     layers = keras.layers
     for i, filters in enumerate(widths):
         for _ in range(convs_per_block):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = FusedBatchNormalization(momentum=0.9)(x)
             x = layers.ReLU()(x)
         if i < len(widths) - 1:
             x = layers.MaxPooling2D(2)(x)
@@ -461,6 +467,8 @@ def load_model(model_dir: str | os.PathLike) -> TrainedModel:
         estimator = [load_model(member) for member in ensemble_members(path, meta)]
     elif kind in KERAS_KINDS:
         import keras
+
+        import plankton_store.keras_layers  # noqa: F401  (registers our layers for loading)
 
         estimator = keras.saving.load_model(target, compile=False, safe_mode=True)
     else:
