@@ -47,6 +47,7 @@ __all__ = [
     "gather_images",
     "log_sizes",
     "pooled",
+    "turn_images",
 ]
 
 #: Values of ``--balance``.
@@ -63,6 +64,8 @@ BALANCE_POLICIES: tuple[str, ...] = (
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
 #: Samples read per store call when gathering: consecutive chunks are read together.
 _READ_SPAN = 8192
+#: Images turned per step by :func:`turn_images` (bounds its float32 temporaries).
+_TURN_SPAN = 4096
 
 
 def gather_images(
@@ -239,6 +242,9 @@ class TrainSet:
         nbytes = len(self.indices) * int(np.prod(self.image_size))
         self.in_ram = nbytes <= memory_limit
         self._images = gather_images(store.images, self.indices) if self.in_ram else None
+        # Every image turned by 90 degrees, computed once when first needed, if it fits too.
+        self._keep_turned = self.in_ram and 2 * nbytes <= memory_limit
+        self._turned: np.ndarray | None = None
         # Train positions grouped by the store chunk they live in (for streamed epochs).
         self.chunk_of = self.indices // self.chunk
 
@@ -249,11 +255,28 @@ class TrainSet:
         """Train samples per class code."""
         return np.bincount(self.labels, minlength=self.n_classes)
 
-    def read(self, positions: np.ndarray) -> np.ndarray:
-        """uint8 images of train ``positions`` (from RAM, or chunk-wise from the store)."""
+    def read(self, positions: np.ndarray, turned: np.ndarray | None = None) -> np.ndarray:
+        """uint8 images of train ``positions`` (from RAM, or chunk-wise from the store).
+
+        ``turned`` (boolean, one per position) returns those images turned by 90 degrees
+        (:func:`turn_images`). A train set held in RAM turns all its images once, the first
+        time, when twice its images fit in ``memory_limit`` (a turn of a non-square image is a
+        resize, the costliest step of augmenting a batch); otherwise they are turned on read.
+        """
         if self._images is not None:
-            return self._images[positions]
-        return gather_images(self.store.images, self.indices[positions])
+            images = self._images[positions]
+        else:
+            images = gather_images(self.store.images, self.indices[positions])
+        if turned is None or not turned.any():
+            return images
+        if self._keep_turned:
+            if self._turned is None:
+                assert self._images is not None
+                self._turned = turn_images(self._images)
+            images[turned] = self._turned[positions[turned]]
+        else:
+            images[turned] = turn_images(images[turned])
+        return images
 
     def iter_blocks(self, size: int = _READ_SPAN) -> Iterator[np.ndarray]:
         """All train images in order, ``size`` at a time (bounded memory when streamed)."""
@@ -513,19 +536,37 @@ def _interpolation_matrix(n_out: int, n_in: int) -> np.ndarray:
     return m
 
 
+def turn_images(images: np.ndarray) -> np.ndarray:
+    """The ``(n, h, w)`` uint8 images turned by 90 degrees, at the same ``(h, w)``.
+
+    A 90-degree turn of a non-square image is a transpose resized back to ``(h, w)``: for
+    stretched images that is exactly what the store would hold for the turned original (whose
+    height and width swap). Square images are just transposed.
+    """
+    turned = images.transpose(0, 2, 1)
+    n, h, w = images.shape
+    if h == w:
+        return np.ascontiguousarray(turned)
+    ry, rx = _interpolation_matrix(h, w), _interpolation_matrix(w, h)
+    out = np.empty_like(images)
+    for start in range(0, n, _TURN_SPAN):  # bounded float32 temporaries
+        part = turned[start : start + _TURN_SPAN].astype(np.float32)
+        out[start : start + _TURN_SPAN] = np.clip(np.rint(ry @ part @ rx.T), 0, 255)  # 2 matmuls
+    return out
+
+
 def augment_batch(
     images: np.ndarray, log_size: np.ndarray, rng: np.random.Generator, rotate: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Random flips (left-right, top-bottom) and 90-degree rotations of a batch.
+    """Random flips (left-right, top-bottom) and 90-degree turns (:func:`turn_images`, whose
+    images swap height and width, so ``log_size`` swaps too) of a batch.
 
-    A 90-degree rotation of a non-square image is a transpose resized back to ``(h, w)``: for
-    stretched images that is exactly what the store would hold for the rotated original, whose
-    height and width swap (so ``log_size`` swaps too). ``rotate=False`` (padded stores) keeps
-    flips only. Returns new arrays; the inputs are not changed.
+    ``rotate=False`` (padded stores, or images turned already) keeps flips only. Returns new
+    arrays; the inputs are not changed.
     """
     images = images.copy()
     log_size = log_size.copy()
-    n, h, w = images.shape
+    n = len(images)
     lr = rng.random(n) < 0.5
     images[lr] = images[lr, :, ::-1]
     tb = rng.random(n) < 0.5
@@ -533,14 +574,18 @@ def augment_batch(
     if rotate:
         rot = np.flatnonzero(rng.random(n) < 0.5)
         if len(rot):
-            turned = images[rot].transpose(0, 2, 1)  # (k, w, h)
-            if h != w:
-                ry, rx = _interpolation_matrix(h, w), _interpolation_matrix(w, h)
-                resized = ry @ turned.astype(np.float32) @ rx.T  # two matmuls, not einsum
-                turned = np.clip(np.rint(resized), 0, 255).astype(np.uint8)
-            images[rot] = turned
+            images[rot] = turn_images(images[rot])
             log_size[rot] = log_size[rot, ::-1]
     return images, log_size
+
+
+def _swapped(log_size: np.ndarray, turned: np.ndarray | None) -> np.ndarray:
+    """``log_size`` with height and width swapped where ``turned``."""
+    if turned is None or not turned.any():
+        return log_size
+    log_size = log_size.copy()
+    log_size[turned] = log_size[turned, ::-1]
+    return log_size
 
 
 class BatchPipeline:
@@ -556,7 +601,8 @@ class BatchPipeline:
         Samples per batch (the last batch of an epoch may be smaller, never empty, and an
         epoch always has at least one batch, however few samples the policy leaves).
     augment
-        Random flips and 90-degree rotations (train only, per batch).
+        Random flips and 90-degree rotations (train only, per sample). An in-RAM train set
+        turns its images once per run (see :meth:`TrainSet.read`).
     rotate
         Allow 90-degree rotations when augmenting (False for padded stores).
     seed
@@ -614,17 +660,18 @@ class BatchPipeline:
             read_size = -(-read_size // self.batch_size) * self.batch_size
         for start in range(0, max(len(selection), 1), read_size):
             part = selection.take(np.arange(start, min(start + read_size, len(selection))))
-            images = self.train.read(part.positions)
-            log_size = self.train.log_size[part.positions]
-            used = [part.positions]
+            # 90-degree turns are drawn here and read ready-made (TrainSet.read); flips
+            # commute with them, so each sample still gets one of the 8 at random.
+            turned = rng.random(len(part)) < 0.5 if self.augment and self.rotate else None
+            images = self.train.read(part.positions, turned)
+            log_size = _swapped(self.train.log_size[part.positions], turned)
             if part.partners is not None and (part.partners >= 0).any():
-                images, log_size = self._interpolate(part, images, log_size)
-                used.append(part.partners[part.partners >= 0])
+                images, log_size = self._interpolate(part, images, log_size, turned)
             for b in range(0, len(part), self.batch_size):
                 sl = slice(b, b + self.batch_size)
                 x, s = images[sl], log_size[sl]
                 if self.augment:
-                    x, s = augment_batch(x, s, rng, self.rotate)
+                    x, s = augment_batch(x, s, rng, rotate=False)
                 w = None if part.weights is None else part.weights[sl]
                 pos = [part.positions[sl]]
                 if part.partners is not None:
@@ -638,17 +685,23 @@ class BatchPipeline:
                 )
 
     def _interpolate(
-        self, part: Selection, images: np.ndarray, log_size: np.ndarray
+        self,
+        part: Selection,
+        images: np.ndarray,
+        log_size: np.ndarray,
+        turned: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         assert part.partners is not None and part.steps is not None
         syn = np.flatnonzero(part.partners >= 0)
-        other = self.train.read(part.partners[syn]).astype(np.float32)
+        # A turned sample interpolates towards its partner turned the same way.
+        partner_turned = None if turned is None else turned[syn]
+        other = self.train.read(part.partners[syn], partner_turned).astype(np.float32)
         step = part.steps[syn]
         base = images[syn].astype(np.float32)
         images = images.copy()
         images[syn] = np.clip(np.rint(base + step[:, None, None] * (other - base)), 0, 255)
         log_size = log_size.copy()
-        partner_size = self.train.log_size[part.partners[syn]]
+        partner_size = _swapped(self.train.log_size[part.partners[syn]], partner_turned)
         log_size[syn] += step[:, None] * (partner_size - log_size[syn])
         return images, log_size
 

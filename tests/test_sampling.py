@@ -14,6 +14,7 @@ from plankton_store.sampling import (
     TrainSet,
     augment_batch,
     gather_images,
+    turn_images,
 )
 from plankton_store.store import open_store
 
@@ -144,3 +145,65 @@ def test_augmentation_is_flips_and_rotations():
     tall = rng.integers(0, 256, (20, 16, 12), dtype=np.uint8)
     out, _ = augment_batch(tall, np.zeros((20, 2), np.float32), rng)
     assert out.shape == tall.shape and out.dtype == np.uint8
+
+
+def _dihedral(img: np.ndarray) -> list[np.ndarray]:
+    """The 8 flips / 90-degree turns of one image, as the pipeline makes them."""
+    turned = turn_images(img[None])[0]
+    flips = [lambda a: a, np.fliplr, np.flipud, lambda a: np.flipud(np.fliplr(a))]
+    return [f(a) for a in (img, turned) for f in flips]
+
+
+def test_turn_of_a_non_square_image_is_a_transpose_resized_back():
+    rng = np.random.default_rng(0)
+    tall = rng.integers(0, 256, (5, 16, 12), dtype=np.uint8)
+    out = turn_images(tall)
+    assert out.shape == tall.shape and out.dtype == np.uint8
+
+    def bilinear(img, h, w):  # half-pixel centres, edges clamped: pixel by pixel
+        def source(n_out, n_in, i):
+            c = min(max((i + 0.5) * n_in / n_out - 0.5, 0), n_in - 1)
+            lo = int(np.floor(c))
+            return lo, min(lo + 1, n_in - 1), c - lo
+
+        out = np.zeros((h, w))
+        for i in range(h):
+            y0, y1, fy = source(h, img.shape[0], i)
+            for j in range(w):
+                x0, x1, fx = source(w, img.shape[1], j)
+                top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+                bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+                out[i, j] = top * (1 - fy) + bottom * fy
+        return np.clip(np.rint(out), 0, 255)
+
+    for o, t in zip(out, tall, strict=True):
+        np.testing.assert_allclose(o, bilinear(t.T.astype(float), 16, 12), atol=1)
+    square = tall[:, :12, :]
+    np.testing.assert_array_equal(turn_images(square), square.transpose(0, 2, 1))
+
+
+def test_augmented_batches_hold_a_flip_or_turn_of_each_sample(store, monkeypatch):
+    import plankton_store.sampling as sampling
+
+    calls = []
+    real_turn = sampling.turn_images
+    monkeypatch.setattr(sampling, "turn_images", lambda x: calls.append(len(x)) or real_turn(x))
+    images = store.images[:]
+    sizes = np.log(np.stack([store.array("orig_height")[:], store.array("orig_width")[:]], 1))
+    for memory_limit in (10**9, 0):  # turned once and kept, or turned on read
+        train_set = TrainSet(store, memory_limit=memory_limit)
+        calls.clear()
+        pipeline = BatchPipeline(train_set, _sampler(train_set, "oversample"), 64, augment=True)
+        turned, seen = 0, 0
+        for epoch in range(2):
+            for b in pipeline.batches(epoch):
+                for x, s, i in zip(b.images, b.log_size, b.indices, strict=True):
+                    assert any(np.array_equal(x, v) for v in _dihedral(images[i]))
+                    if not np.allclose(sizes[i], sizes[i][::-1]):  # not square originally
+                        turned += bool(np.allclose(s, sizes[i][::-1]))
+                        seen += 1
+        assert seen > 100 and 0.3 < turned / seen < 0.7
+        if memory_limit:
+            assert calls == [len(train_set)]  # every train image, once
+        else:
+            assert len(calls) >= 2 and calls != [len(train_set)]  # turned as read
