@@ -44,6 +44,7 @@ __all__ = [
     "Selection",
     "TrainSet",
     "augment_batch",
+    "blend_images",
     "gather_images",
     "log_sizes",
     "pooled",
@@ -579,6 +580,20 @@ def augment_batch(
     return images, log_size
 
 
+def blend_images(base: np.ndarray, other: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """SMOTE pixels: ``base + step * (other - base)`` per image, rounded, as uint8.
+
+    Integer arithmetic with ``step`` in 1/256ths (``(base * (256 - s) + other * s + 128) >> 8``
+    fits uint16): half the memory traffic of float32 and no rounding pass, for a step
+    resolution far below what a random step in [0, 1) needs.
+    """
+    s = np.rint(np.asarray(step, np.float32) * 256).astype(np.uint16)[:, None, None]
+    mixed = base.astype(np.uint16) * (256 - s)
+    mixed += other.astype(np.uint16) * s
+    mixed += 128
+    return (mixed >> 8).astype(np.uint8)
+
+
 def _swapped(log_size: np.ndarray, turned: np.ndarray | None) -> np.ndarray:
     """``log_size`` with height and width swapped where ``turned``."""
     if turned is None or not turned.any():
@@ -695,11 +710,10 @@ class BatchPipeline:
         syn = np.flatnonzero(part.partners >= 0)
         # A turned sample interpolates towards its partner turned the same way.
         partner_turned = None if turned is None else turned[syn]
-        other = self.train.read(part.partners[syn], partner_turned).astype(np.float32)
+        other = self.train.read(part.partners[syn], partner_turned)
         step = part.steps[syn]
-        base = images[syn].astype(np.float32)
         images = images.copy()
-        images[syn] = np.clip(np.rint(base + step[:, None, None] * (other - base)), 0, 255)
+        images[syn] = blend_images(images[syn], other, step)
         log_size = log_size.copy()
         partner_size = _swapped(self.train.log_size[part.partners[syn]], partner_turned)
         log_size[syn] += step[:, None] * (partner_size - log_size[syn])

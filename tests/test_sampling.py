@@ -13,6 +13,7 @@ from plankton_store.sampling import (
     Normalisation,
     TrainSet,
     augment_batch,
+    blend_images,
     gather_images,
     turn_images,
 )
@@ -207,3 +208,18 @@ def test_augmented_batches_hold_a_flip_or_turn_of_each_sample(store, monkeypatch
             assert calls == [len(train_set)]  # every train image, once
         else:
             assert len(calls) >= 2 and calls != [len(train_set)]  # turned as read
+
+
+def test_smote_blend_is_the_rounded_interpolation():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (50, 8, 6), dtype=np.uint8)
+    other = rng.integers(0, 256, (50, 8, 6), dtype=np.uint8)
+    step = rng.random(50, dtype=np.float32)
+    step[:2] = [0.0, 0.999]
+    out = blend_images(base, other, step)
+    exact = base + step[:, None, None] * (other.astype(np.float32) - base)
+    assert out.dtype == np.uint8
+    assert np.abs(out - exact).max() <= 1.0  # step in 1/256ths
+    np.testing.assert_array_equal(out[0], base[0])
+    extremes = blend_images(np.full((1, 2, 2), 255, np.uint8), np.zeros((1, 2, 2), np.uint8), [0.0])
+    np.testing.assert_array_equal(extremes, 255)  # no uint16 overflow at the top
