@@ -143,16 +143,43 @@ def write_block(
     """Write one block's arrays at ``start`` and record its checksum; returns the checksum.
 
     ``arrays`` maps array names to the block's values (first axis = samples). Idempotent:
-    a retried task writes the same bytes again.
+    a retried task writes the same bytes again. The arrays are opened and written
+    concurrently: one after the other, their metadata reads and small writes cost a block
+    about 25 ms of round trips, as much as decoding a hundred images.
     """
-    root = zarr.open_group(path, mode="r+", storage_options=storage_options)
+    # zarr's own event loop (the one its synchronous API uses), so that stores bound to it,
+    # such as fsspec's async filesystems, work as they do everywhere else.
+    from zarr.core.sync import sync
+
+    return sync(_write_block(path, block_index, start, arrays, storage_options))
+
+
+async def _write_block(
+    path: str,
+    block_index: int,
+    start: int,
+    arrays: Mapping[str, np.ndarray],
+    storage_options: dict[str, Any] | None,
+) -> int:
+    import asyncio
+
+    from zarr.api.asynchronous import open_group
+
+    root = await open_group(store=path, mode="r+", storage_options=storage_options)
     block_size = root.attrs[fmt.ROOT_ATTRS_KEY]["block_size"]
     if start != block_index * block_size:
         raise ValueError(f"block {block_index} must start at {block_index * block_size}")
-    for name, values in arrays.items():
-        root[name][start : start + len(values)] = values
+    targets = await asyncio.gather(*(root.getitem(name) for name in arrays))
+    await asyncio.gather(
+        *(
+            target.setitem(slice(start, start + len(values)), values)
+            for target, values in zip(targets, arrays.values(), strict=True)
+        )
+    )
     checksum = block_checksum(arrays)
-    root[fmt.BLOCK_CHECKSUM][block_index] = checksum
+    # Last, and only once everything else is written: a non-zero checksum marks the block done.
+    checksums = await root.getitem(fmt.BLOCK_CHECKSUM)
+    await checksums.setitem(block_index, np.uint64(checksum))
     return checksum
 
 
