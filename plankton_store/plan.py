@@ -117,16 +117,21 @@ class BuildPlan:
 def count_by_class_and_split(
     labels: np.ndarray, splits: np.ndarray, class_names: list[str]
 ) -> dict[str, dict[str, int]]:
-    """Counts per class and split, every split named for every class (zeros included)."""
-    table = pd.crosstab(pd.Categorical(labels, categories=range(len(class_names))), splits)
-    result: dict[str, dict[str, int]] = {}
-    for code, name in enumerate(class_names):
-        result[name] = {
-            s.name.lower(): int(table.loc[code, int(s)]) if int(s) in table.columns else 0
-            for s in Split
-            if s != Split.REJECTED
-        }
-    return result
+    """Counts per class and split, every split named for every class (zeros included).
+
+    Rows with another split code (``REJECTED``) are not counted.
+    """
+    kept = [s for s in Split if s != Split.REJECTED]
+    n_classes = len(class_names)
+    labels = np.asarray(labels, dtype=np.int64)
+    splits = np.asarray(splits, dtype=np.int64)
+    counts = np.zeros((n_classes, len(kept)), dtype=np.int64)
+    for column, split in enumerate(kept):
+        counts[:, column] = np.bincount(labels[splits == int(split)], minlength=n_classes)
+    return {
+        name: {split.name.lower(): int(counts[code, column]) for column, split in enumerate(kept)}
+        for code, name in enumerate(class_names)
+    }
 
 
 def _reject(rows: pd.DataFrame, reason: str | pd.Series) -> pd.DataFrame:
@@ -194,17 +199,24 @@ def make_plan(
 
     short: list[str] = []  # classes that stay under --augment-below after augmentation
     small: list[str] = []  # classes too small to split reliably
-    class_names = sorted(rows["label"].unique().tolist())
-    codes = {name: code for code, name in enumerate(class_names)}
-    parts: list[pd.DataFrame] = []
-    for name in class_names:
-        members = rows[rows["label"] == name]
+    # One pass over the rows groups them by class (in row order within a class); the loop
+    # below then works on index arrays, so its cost per class is small and fixed.
+    label_codes, uniques = pd.factorize(rows["label"].to_numpy(), sort=True)
+    class_names = [str(name) for name in uniques]
+    by_class = np.argsort(label_codes, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(label_codes, minlength=len(uniques)))])
+    objids = rows["objid"].to_numpy(np.int64)
+    # (positions in ``rows``, split, augmentation code) of each class's originals, then of
+    # its augmented copies (positions of their source images).
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for code, name in enumerate(class_names):
+        members = by_class[bounds[code] : bounds[code + 1]]
         order = rng.permutation(len(members))
         if options.max_per_class is not None and len(members) > options.max_per_class:
-            capped = members.iloc[np.sort(order[options.max_per_class :])]
+            capped = members[np.sort(order[options.max_per_class :])]
             reason = f"class {name!r} capped at {options.max_per_class} (--max-per-class)"
-            rejects.append(_reject(capped, reason))
-            members = members.iloc[np.sort(order[: options.max_per_class])]
+            rejects.append(_reject(rows.iloc[capped], reason))
+            members = members[np.sort(order[: options.max_per_class])]
             order = rng.permutation(len(members))
         n_train, n_val, n_test = _split_counts(
             len(members), options.test_fraction, options.val_fraction
@@ -215,20 +227,12 @@ def make_plan(
         split[order[n_train + n_val :]] = Split.TEST
         if len(members) < SMALL_CLASS:
             small.append(f"{name} ({n_train}/{n_val}/{n_test})")
-        originals = pd.DataFrame(
-            {
-                "objid": members["objid"].to_numpy(np.int64),
-                "label": np.int16(codes[name]),
-                "split": split,
-                "source_objid": np.int64(NO_SOURCE),
-                "augmentation": np.int8(0),
-                "image": members["image"].to_numpy(),
-                "row": members["row"].to_numpy(),
-            }
-        )
-        parts.append(originals)
+        parts.append((members, split, np.zeros(len(members), np.int8)))
         if n_train < options.augment_below and options.augmentations:
-            parts.append(_plan_copies(originals, options, rng, short, name))
+            sources, operations = _plan_copies(
+                members[split == Split.TRAIN], options, rng, short, name
+            )
+            parts.append((sources, np.full(len(sources), Split.TRAIN, np.int8), operations))
 
     if small:
         notes.append(
@@ -240,7 +244,20 @@ def make_plan(
             f"{len(short)} classes stay under --augment-below {options.augment_below} train "
             f"images with one copy per operation per image: {', '.join(short)}"
         )
-    samples = pd.concat(parts, ignore_index=True) if parts else _empty_samples()
+    positions = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    augmentation = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int8)
+    is_copy = augmentation != 0
+    samples = pd.DataFrame(
+        {
+            "objid": np.where(is_copy, np.int64(COPY_OBJID), objids[positions]),
+            "label": label_codes[positions].astype(np.int16),
+            "split": np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int8),
+            "source_objid": np.where(is_copy, objids[positions], np.int64(NO_SOURCE)),
+            "augmentation": augmentation,
+            "image": rows["image"].to_numpy()[positions],
+            "row": rows["row"].to_numpy()[positions],
+        }
+    )
     # Store order: train, val, test; shuffled within each split so that any chunk is a
     # representative mix of classes (streamed training reads whole chunks).
     shuffle = rng.permutation(len(samples))
@@ -256,55 +273,31 @@ def make_plan(
 
 
 def _plan_copies(
-    originals: pd.DataFrame,
+    train: np.ndarray,
     options: BuildOptions,
     rng: np.random.Generator,
     short: list[str],
     name: str,
-) -> pd.DataFrame:
+) -> tuple[np.ndarray, np.ndarray]:
     """Augmented copies of one rare class's train images, up to ``augment_below`` in all.
 
-    Each train image gets at most one copy per operation; the (image, operation) pairs used
-    are a seeded random choice, spread evenly over the images.
+    ``train`` holds the positions of the class's train images; returns the positions of
+    each copy's source image and its operation code. Each train image gets at most one copy
+    per operation; the (image, operation) pairs used are a seeded random choice, spread
+    evenly over the images.
     """
-    train = originals[originals["split"] == Split.TRAIN]
     wanted = options.augment_below - len(train)
     ops = [AUGMENTATIONS.index(op) for op in options.augmentations]
-    available = len(train) * len(ops)
-    n_copies = min(wanted, available)
+    n_copies = min(wanted, len(train) * len(ops))
     if n_copies <= 0:
-        return _empty_samples()
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
     if n_copies < wanted:
         short.append(f"{name} ({len(train) + n_copies})")
     # Round r uses operation ops[(r + k) % len(ops)] for image k in a shuffled order, so
     # every image gets copies before any image gets a second one.
     image_order = rng.permutation(len(train))
     rounds = -(-n_copies // len(train))
-    pairs = [(k, (r + j) % len(ops)) for r in range(rounds) for j, k in enumerate(image_order)]
-    pairs = pairs[:n_copies]
-    source = train.iloc[[k for k, _ in pairs]]
-    return pd.DataFrame(
-        {
-            "objid": np.int64(COPY_OBJID),
-            "label": source["label"].to_numpy(),
-            "split": np.int8(Split.TRAIN),
-            "source_objid": source["objid"].to_numpy(),
-            "augmentation": np.array([ops[j] for _, j in pairs], dtype=np.int8),
-            "image": source["image"].to_numpy(),
-            "row": source["row"].to_numpy(),
-        }
-    )
-
-
-def _empty_samples() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "objid": pd.Series(dtype=np.int64),
-            "label": pd.Series(dtype=np.int16),
-            "split": pd.Series(dtype=np.int8),
-            "source_objid": pd.Series(dtype=np.int64),
-            "augmentation": pd.Series(dtype=np.int8),
-            "image": pd.Series(dtype=object),
-            "row": pd.Series(dtype=np.int64),
-        }
-    )
+    images = np.tile(image_order, rounds)[:n_copies]
+    op_index = np.repeat(np.arange(rounds), len(train)) + np.tile(np.arange(len(train)), rounds)
+    op_index = op_index[:n_copies] % len(ops)
+    return train[images], np.asarray(ops, dtype=np.int8)[op_index]
