@@ -97,7 +97,7 @@ async def _create_store(
     # Shapes must be >= 1 per chunk; an empty store still gets valid (length-0) arrays.
     chunk = max(1, min(layout.chunk_size, block))
     height, width = layout.image_size
-    arrays = [
+    creations = [
         root.create_array(
             fmt.IMAGES,
             shape=(n, height, width),
@@ -111,7 +111,7 @@ async def _create_store(
             dimension_names=(fmt.SAMPLE_DIM, fmt.Y_DIM, fmt.X_DIM),
         )
     ]
-    arrays += [
+    creations += [
         root.create_array(
             name,
             shape=(n,),
@@ -122,7 +122,7 @@ async def _create_store(
         )
         for name, dtype in fmt.SAMPLE_ARRAYS.items()
     ]
-    arrays += [
+    creations += [
         root.create_array(
             fmt.features_array_name(table),
             shape=(n, len(columns)),
@@ -134,7 +134,7 @@ async def _create_store(
         )
         for table, columns in layout.feature_columns.items()
     ]
-    arrays.append(
+    creations.append(
         root.create_array(
             fmt.BLOCK_CHECKSUM,
             shape=(layout.n_blocks,),
@@ -144,7 +144,7 @@ async def _create_store(
             dimension_names=(fmt.BLOCK_DIM,),
         )
     )
-    await asyncio.gather(*arrays)
+    await asyncio.gather(*creations)
     await root.update_attributes(
         {
             fmt.ROOT_ATTRS_KEY: {
