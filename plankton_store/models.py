@@ -226,7 +226,7 @@ def build_cnn(
     n_classes: int,
     normalisation: Normalisation,
     lr: float = 2e-3,
-    widths: tuple[int, ...] = (32, 64, 128, 256),
+    widths: tuple[int, ...] = (16, 64, 128, 256),
     dropout: float = 0.5,
     rotate: bool = False,
 ) -> Any:

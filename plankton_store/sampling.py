@@ -167,9 +167,11 @@ class Normalisation:
 
     def images(self, images: np.ndarray) -> np.ndarray:
         """Standardised float32 images (any shape)."""
-        x = images.astype(np.float32)
-        x -= np.float32(self.image_mean)
-        x *= np.float32(1.0 / self.image_std)
+        # x / std - mean / std: the cast fused into the multiply, two passes over the
+        # pixels instead of three (the float32 blocks for partial_fit are memory-bound).
+        scale = np.float32(1.0 / self.image_std)
+        x = np.multiply(images, scale, dtype=np.float32)
+        x -= np.float32(self.image_mean) * scale
         return x
 
     def sizes(self, log_size: np.ndarray) -> np.ndarray:
