@@ -342,9 +342,9 @@ def _fit_mlp(st, train_set, normalisation, val, val_y, options, history):  # noq
     for epoch in range(1, options.epochs + 1):
         t0 = time.perf_counter()
         losses, correct, seen, samples = [], 0, 0, 0
-        for x, y, w in pipeline.blocks(
-            epoch - 1, normalisation, block_size=options.batch_size * 16
-        ):
+        # Blocks of whole mini-batches, about a thousand samples (the quick size).
+        block_size = options.batch_size * max(1, 1024 // options.batch_size)
+        for x, y, w in pipeline.blocks(epoch - 1, normalisation, block_size=block_size):
             if hasattr(clf, "coefs_"):  # accuracy before the update, as Keras reports it
                 correct += int((clf.predict(x) == y).sum())
                 seen += len(y)

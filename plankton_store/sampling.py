@@ -11,10 +11,11 @@ The pieces, in the order a training job uses them:
     Pixel and log-size mean/std of the train split, saved with the model.
 :class:`BalancedSampler`
     A new balanced selection of train positions every epoch, by policy
-    (:data:`BALANCE_POLICIES`). Random under/over-sampling runs imbalanced-learn on sample
-    indices; ``cluster-centroids`` and ``smote`` need a pixel representation, so they work on a
-    small pooled copy of the images and still return indices (SMOTE as ``(i, j, step)``
-    triples whose pixels are interpolated per batch): no copy of the pixels is resampled.
+    (:data:`BALANCE_POLICIES`). Random under/over-sampling draws sample indices per class
+    (targets by imbalanced-learn's sampling-strategy rules); ``cluster-centroids`` and
+    ``smote`` need a pixel representation, so they work on a small pooled copy of the images
+    and still return indices (SMOTE as ``(i, j, step)`` triples whose pixels are interpolated
+    per batch): no copy of the pixels is resampled.
 :class:`BatchPipeline`
     Turns a selection into batches of uint8 images (optionally flipped / rotated), log sizes,
     labels and weights; :meth:`BatchPipeline.tf_dataset` and :meth:`BatchPipeline.blocks` feed
@@ -67,6 +68,8 @@ DEFAULT_MEMORY_LIMIT = 2 * 1024**3
 _READ_SPAN = 8192
 #: Images turned per step by :func:`turn_images` (bounds its float32 temporaries).
 _TURN_SPAN = 4096
+#: Images blended per step by :func:`blend_images`.
+_BLEND_SPAN = 256
 
 
 def gather_images(
@@ -334,13 +337,14 @@ class BalancedSampler:
         One of :data:`BALANCE_POLICIES`:
 
         - ``none``: every train sample once.
-        - ``undersample`` / ``oversample``: imbalanced-learn's ``RandomUnderSampler`` /
-          ``RandomOverSampler`` on the indices; every class gets the smallest / largest
-          class's count.
+        - ``undersample`` / ``oversample``: random under- / over-sampling of the indices
+          as imbalanced-learn's ``RandomUnderSampler`` / ``RandomOverSampler`` do it (a
+          class keeps a random subset without replacement, or all its samples plus random
+          repeats); every class gets the smallest / largest class's count.
         - ``class-weight``: every sample once, weighted ``n / (classes * count[class])``.
         - ``sqrt``: as many samples as the train split, each class drawn in proportion to the
-          square root of its count (imbalanced-learn's random under- and over-samplers with
-          per-class targets): rare classes are seen far more often than in ``none`` while
+          square root of its count (random under- and over-sampling to per-class targets):
+          rare classes are seen far more often than in ``none`` while
           big classes keep most of their variety, a middle way that suits long-tailed data.
         - ``cluster-centroids``: imbalanced-learn's ``ClusterCentroids`` with hard voting
           (the real sample nearest to each centroid) and ``MiniBatchKMeans`` as the
@@ -379,6 +383,35 @@ class BalancedSampler:
             raise ValueError("the train split is empty")
         self.min_count, self.max_count = int(present.min()), int(present.max())
         self._neighbours: dict[int, np.ndarray] = {}
+        self._targets = self._resolve_targets()
+        # Train positions of each class, found once: every epoch's draw is then per class
+        # and costs O(epoch size). (imbalanced-learn's samplers re-validate and re-scan the
+        # whole label vector on every call: ~16 ms per epoch on the full-scale train split,
+        # more than a 2,700-sample undersampled epoch takes to draw and gather.)
+        order = np.argsort(self.labels, kind="stable")
+        bounds = np.cumsum(self.counts)[:-1]
+        self._members = dict(enumerate(np.split(order, bounds)))
+
+    def _resolve_targets(self) -> np.ndarray | None:
+        """Samples per class code of a random under/over-sampling policy (None for the
+        others), with imbalanced-learn's sampling-strategy rules."""
+        from imblearn.utils import check_sampling_strategy
+
+        if self.policy == "undersample":
+            keep = check_sampling_strategy("all", self.labels, "under-sampling")
+            return self._as_targets(keep)
+        if self.policy == "oversample":
+            add = check_sampling_strategy("all", self.labels, "over-sampling")
+            return self.counts + self._as_targets(add)
+        if self.policy == "sqrt":
+            return self.sqrt_targets()
+        return None
+
+    def _as_targets(self, per_class: dict) -> np.ndarray:
+        targets = np.zeros(self.n_classes, dtype=np.int64)
+        for code, n in per_class.items():
+            targets[int(code)] = int(n)
+        return targets
 
     def epoch_size(self) -> int:
         """Samples per epoch (the same every epoch)."""
@@ -410,18 +443,10 @@ class BalancedSampler:
         rng = np.random.default_rng([self.seed, epoch])
         state = int(rng.integers(2**31 - 1))
         positions = np.arange(len(self.labels))
-        if self.policy in ("undersample", "oversample"):
-            from imblearn.over_sampling import RandomOverSampler
-            from imblearn.under_sampling import RandomUnderSampler
-
-            kind = RandomUnderSampler if self.policy == "undersample" else RandomOverSampler
-            sampler = kind(sampling_strategy="all", random_state=state)
-            sampler.fit_resample(positions.reshape(-1, 1), self.labels)
-            selection = Selection(np.asarray(sampler.sample_indices_, dtype=np.int64))
+        if self._targets is not None:
+            selection = Selection(self._draw(self._targets, rng))
         elif self.policy == "class-weight":
             selection = Selection(positions, weights=self.class_weights()[self.labels])
-        elif self.policy == "sqrt":
-            selection = Selection(self._sqrt(positions, state))
         elif self.policy == "cluster-centroids":
             selection = Selection(self._cluster_centroids(state))
         elif self.policy == "smote":
@@ -430,20 +455,18 @@ class BalancedSampler:
             selection = Selection(positions)
         return selection.take(rng.permutation(len(selection)))
 
-    def _sqrt(self, positions: np.ndarray, state: int) -> np.ndarray:
-        from imblearn.over_sampling import RandomOverSampler
-        from imblearn.under_sampling import RandomUnderSampler
-
-        targets = self.sqrt_targets()
-        codes = np.flatnonzero(self.counts)
-        under = {int(c): int(min(targets[c], self.counts[c])) for c in codes}
-        over = {int(c): int(targets[c]) for c in codes}
-        kept = RandomUnderSampler(sampling_strategy=under, random_state=state)
-        kept.fit_resample(positions.reshape(-1, 1), self.labels)
-        chosen = positions[kept.sample_indices_]
-        grown = RandomOverSampler(sampling_strategy=over, random_state=state)
-        grown.fit_resample(chosen.reshape(-1, 1), self.labels[chosen])
-        return np.asarray(chosen[grown.sample_indices_], dtype=np.int64)
+    def _draw(self, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``targets[c]`` positions of each class ``c``: a random subset without
+        replacement where the class has more, all of them plus random repeats where fewer."""
+        drawn = []
+        for code, members in self._members.items():
+            target = int(targets[code])
+            if target <= len(members):
+                drawn.append(rng.choice(members, target, replace=False))
+            else:
+                drawn.append(members)
+                drawn.append(rng.choice(members, target - len(members), replace=True))
+        return np.concatenate(drawn) if drawn else np.zeros(0, dtype=np.int64)
 
     def _cluster_centroids(self, state: int) -> np.ndarray:
         from sklearn.cluster import MiniBatchKMeans
@@ -590,10 +613,21 @@ def blend_images(base: np.ndarray, other: np.ndarray, step: np.ndarray) -> np.nd
     resolution far below what a random step in [0, 1) needs.
     """
     s = np.rint(np.asarray(step, np.float32) * 256).astype(np.uint16)[:, None, None]
-    mixed = base.astype(np.uint16) * (256 - s)
-    mixed += other.astype(np.uint16) * s
-    mixed += 128
-    return (mixed >> 8).astype(np.uint8)
+    out = np.empty_like(base)
+    # A few hundred images at a time into two reused uint16 buffers that stay in the CPU
+    # cache (fresh temporaries per operation cost more than the arithmetic).
+    mixed = np.empty((min(_BLEND_SPAN, len(base)), *base.shape[1:]), np.uint16)
+    term = np.empty_like(mixed)
+    for i in range(0, len(base), _BLEND_SPAN):
+        n = min(_BLEND_SPAN, len(base) - i)
+        part, acc, tmp = slice(i, i + n), mixed[:n], term[:n]
+        np.multiply(base[part], 256 - s[part], out=acc, dtype=np.uint16)
+        np.multiply(other[part], s[part], out=tmp, dtype=np.uint16)
+        acc += tmp
+        acc += 128
+        acc >>= 8
+        out[part] = acc
+    return out
 
 
 def _swapped(log_size: np.ndarray, turned: np.ndarray | None) -> np.ndarray:
@@ -667,14 +701,16 @@ class BatchPipeline:
         order = np.lexsort((rng.random(len(selection)), window))
         return selection.take(order)
 
-    def batches(self, epoch: int) -> Iterator[Batch]:
-        """The batches of epoch ``epoch`` (repeatable for a seed)."""
+    def batches(self, epoch: int, batch_size: int | None = None) -> Iterator[Batch]:
+        """The batches of epoch ``epoch`` (repeatable for a seed), of ``batch_size``
+        samples (default: the pipeline's)."""
+        batch_size = batch_size or self.batch_size
         rng = np.random.default_rng([self.seed, epoch, 1])
         selection = self._ordered(epoch, rng)
-        read_size = self.batch_size
+        read_size = batch_size
         if not self.train.in_ram:
-            read_size = max(self.batch_size, self.window_chunks * self.train.chunk)
-            read_size = -(-read_size // self.batch_size) * self.batch_size
+            read_size = max(batch_size, self.window_chunks * self.train.chunk)
+            read_size = -(-read_size // batch_size) * batch_size
         for start in range(0, max(len(selection), 1), read_size):
             part = selection.take(np.arange(start, min(start + read_size, len(selection))))
             # 90-degree turns are drawn here and read ready-made (TrainSet.read); flips
@@ -684,8 +720,8 @@ class BatchPipeline:
             log_size = _swapped(self.train.log_size[part.positions], turned)
             if part.partners is not None and (part.partners >= 0).any():
                 images, log_size = self._interpolate(part, images, log_size, turned)
-            for b in range(0, len(part), self.batch_size):
-                sl = slice(b, b + self.batch_size)
+            for b in range(0, len(part), batch_size):
+                sl = slice(b, b + batch_size)
                 x, s = images[sl], log_size[sl]
                 if self.augment:
                     x, s = augment_batch(x, s, rng, rotate=False)
@@ -714,35 +750,26 @@ class BatchPipeline:
         partner_turned = None if turned is None else turned[syn]
         other = self.train.read(part.partners[syn], partner_turned)
         step = part.steps[syn]
-        images = images.copy()
+        # Both arrays are this read's own (fancy-indexed) copies: changed in place.
         images[syn] = blend_images(images[syn], other, step)
-        log_size = log_size.copy()
         partner_size = _swapped(self.train.log_size[part.partners[syn]], partner_turned)
         log_size[syn] += step[:, None] * (partner_size - log_size[syn])
         return images, log_size
 
     def blocks(
-        self, epoch: int, normalisation: Normalisation, block_size: int = 4096
+        self, epoch: int, normalisation: Normalisation, block_size: int = 1024
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """``(X, y, sample_weight)`` blocks for ``partial_fit``: standardised, flattened
-        float32 pixels, about ``block_size`` samples at a time."""
-        xs, ys, ws, n = [], [], [], 0
-        for batch in self.batches(epoch):
-            xs.append(batch.images)
-            ys.append(batch.labels)
-            ws.append(batch.weights)
-            n += len(batch.labels)
-            if n >= block_size:
-                yield self._block(xs, ys, ws, normalisation)
-                xs, ys, ws, n = [], [], [], 0
-        if n:
-            yield self._block(xs, ys, ws, normalisation)
+        float32 pixels, ``block_size`` samples at a time (the last block may be smaller).
 
-    @staticmethod
-    def _block(xs, ys, ws, normalisation):  # noqa: ANN001, ANN205 - private helper
-        x = normalisation.images(np.concatenate(xs)).reshape(sum(len(v) for v in ys), -1)
-        w = None if ws[0] is None else np.concatenate(ws)
-        return x, np.concatenate(ys), w
+        About a thousand 64x48 samples (12 MB) per block is the quick size: much larger
+        blocks are fresh memory from the OS each time (glibc maps allocations over 32 MiB
+        anew), whose page faults then cost more than standardising the pixels.
+        """
+        # Drawn as batches of block_size: one gather and one standardisation per block.
+        for batch in self.batches(epoch, block_size):
+            x = normalisation.images(batch.images).reshape(len(batch.labels), -1)
+            yield x, batch.labels, batch.weights
 
     def tf_dataset(self, with_size: bool = True, first_epoch: int = 0) -> Any:
         """An endless ``tf.data.Dataset`` of ``(inputs, labels[, weights])``, epoch after

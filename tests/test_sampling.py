@@ -76,6 +76,24 @@ def test_policy_counts_and_new_draw_every_epoch(train_set, policy):
     np.testing.assert_array_equal(again.positions, second.positions)  # seeded: repeatable
 
 
+@pytest.mark.parametrize("policy", ["undersample", "oversample"])
+def test_random_resampling_matches_imbalanced_learn(train_set, policy):
+    from imblearn.over_sampling import RandomOverSampler
+    from imblearn.under_sampling import RandomUnderSampler
+
+    kind = RandomUnderSampler if policy == "undersample" else RandomOverSampler
+    reference = kind(sampling_strategy="all", random_state=0)
+    positions = np.arange(len(train_set))
+    reference.fit_resample(positions.reshape(-1, 1), train_set.labels)
+    expected = np.bincount(train_set.labels[reference.sample_indices_])
+    drawn = _sampler(train_set, policy).epoch(0).positions
+    np.testing.assert_array_equal(np.bincount(train_set.labels[drawn]), expected)
+    if policy == "undersample":  # a subset: no sample twice
+        assert len(np.unique(drawn)) == len(drawn)
+    else:  # every sample kept, the rest repeats
+        assert set(drawn.tolist()) == set(positions.tolist())
+
+
 def test_smote_partners_are_same_class_neighbours(train_set):
     selection = _sampler(train_set, "smote").epoch(0)
     syn = selection.partners >= 0
