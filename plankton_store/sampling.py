@@ -415,13 +415,13 @@ class BalancedSampler:
 
     def epoch_size(self) -> int:
         """Samples per epoch (the same every epoch)."""
+        if self._targets is not None:  # undersample, oversample, sqrt
+            return int(self._targets.sum())
         n_present = int((self.counts > 0).sum())
-        if self.policy in ("undersample", "cluster-centroids"):
+        if self.policy == "cluster-centroids":
             return n_present * self.min_count
-        if self.policy in ("oversample", "smote"):
+        if self.policy == "smote":
             return n_present * self.max_count
-        if self.policy == "sqrt":
-            return int(self.sqrt_targets().sum())
         return len(self.labels)
 
     def sqrt_targets(self) -> np.ndarray:
