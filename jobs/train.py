@@ -36,6 +36,7 @@ from plankton_store.models import (
 from plankton_store.sampling import (
     BALANCE_POLICIES,
     DEFAULT_MEMORY_LIMIT,
+    PARTIAL_FIT_BLOCK,
     BalancedSampler,
     BatchPipeline,
     Normalisation,
@@ -343,7 +344,7 @@ def _fit_mlp(st, train_set, normalisation, val, val_y, options, history):  # noq
         t0 = time.perf_counter()
         losses, correct, seen, samples = [], 0, 0, 0
         # Blocks of whole mini-batches, about a thousand samples (the quick size).
-        block_size = options.batch_size * max(1, 1024 // options.batch_size)
+        block_size = options.batch_size * max(1, PARTIAL_FIT_BLOCK // options.batch_size)
         for x, y, w in pipeline.blocks(epoch - 1, normalisation, block_size=block_size):
             if hasattr(clf, "coefs_"):  # accuracy before the update, as Keras reports it
                 correct += int((clf.predict(x) == y).sum())

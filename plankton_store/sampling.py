@@ -38,6 +38,7 @@ from plankton_store.store import PlanktonStore
 
 __all__ = [
     "BALANCE_POLICIES",
+    "PARTIAL_FIT_BLOCK",
     "Batch",
     "BatchPipeline",
     "BalancedSampler",
@@ -68,6 +69,8 @@ DEFAULT_MEMORY_LIMIT = 2 * 1024**3
 _READ_SPAN = 8192
 #: Images turned per step by :func:`turn_images` (bounds its float32 temporaries).
 _TURN_SPAN = 4096
+#: Samples per :meth:`BatchPipeline.blocks` block by default (see there why not more).
+PARTIAL_FIT_BLOCK = 1024
 #: Images blended per step by :func:`blend_images`.
 _BLEND_SPAN = 256
 
@@ -384,10 +387,10 @@ class BalancedSampler:
         self.min_count, self.max_count = int(present.min()), int(present.max())
         self._neighbours: dict[int, np.ndarray] = {}
         self._targets = self._resolve_targets()
-        # Train positions of each class, found once: every epoch's draw is then per class
-        # and costs O(epoch size). (imbalanced-learn's samplers re-validate and re-scan the
-        # whole label vector on every call: ~16 ms per epoch on the full-scale train split,
-        # more than a 2,700-sample undersampled epoch takes to draw and gather.)
+        # Train positions of each class (ascending), found once: every epoch's draw is then
+        # per class and costs O(epoch size). (imbalanced-learn's samplers re-validate and
+        # re-scan the whole label vector on every call: ~16 ms per epoch on the full-scale
+        # train split, more than a 2,700-sample undersampled epoch takes to draw and gather.)
         order = np.argsort(self.labels, kind="stable")
         bounds = np.cumsum(self.counts)[:-1]
         self._members = dict(enumerate(np.split(order, bounds)))
@@ -476,7 +479,7 @@ class BalancedSampler:
         chosen = []
         target = self.min_count
         for code in np.flatnonzero(self.counts):
-            members = np.flatnonzero(self.labels == code)
+            members = self._members[int(code)]
             if len(members) <= target:
                 chosen.append(members)
                 continue
@@ -499,7 +502,7 @@ class BalancedSampler:
         partners.append(np.full(len(self.labels), -1, dtype=np.int64))
         steps.append(np.zeros(len(self.labels), dtype=np.float32))
         for code in np.flatnonzero(self.counts):
-            members = np.flatnonzero(self.labels == code)
+            members = self._members[int(code)]
             missing = self.max_count - len(members)
             if missing <= 0:
                 continue
@@ -757,7 +760,7 @@ class BatchPipeline:
         return images, log_size
 
     def blocks(
-        self, epoch: int, normalisation: Normalisation, block_size: int = 1024
+        self, epoch: int, normalisation: Normalisation, block_size: int = PARTIAL_FIT_BLOCK
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """``(X, y, sample_weight)`` blocks for ``partial_fit``: standardised, flattened
         float32 pixels, ``block_size`` samples at a time (the last block may be smaller).
