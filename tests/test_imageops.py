@@ -10,6 +10,7 @@ from PIL import Image
 
 from plankton_store.imageops import (
     ImageDecodeError,
+    _decode_jpeg_luma,
     augment,
     decode_gray,
     parse_size,
@@ -51,6 +52,35 @@ def test_colour_jpeg_equals_pillow_convert():
     data = encode(rgb, "JPEG")
     expected = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
     np.testing.assert_array_equal(np.asarray(decode_gray(data)), expected)
+
+
+@pytest.mark.parametrize("kind", ["L", "RGB 4:2:0", "RGB 4:4:4 progressive", "CMYK"])
+@pytest.mark.parametrize("height, width", [(30, 41), (70, 130), (300, 150), (700, 555)])
+@pytest.mark.parametrize("operation", ["none", "rot90", "sharpen"])
+def test_jpeg_pixels_equal_pillow_draft_decode(kind, height, width, operation):
+    """JPEGs decode (through libjpeg-turbo directly, or Pillow for what that path declines,
+    such as CMYK) to exactly Pillow's draft-mode pixels, at every DCT reduction (1 to 8)."""
+    rng = np.random.default_rng(height)
+    im = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((width, height))
+    options = {"quality": 90, "subsampling": 2 if "4:2:0" in kind else 0}
+    options["progressive"] = "progressive" in kind
+    im = im.convert(kind.split()[0])
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", **options)
+    data = buf.getvalue()
+
+    size = (64, 48)
+    with Image.open(io.BytesIO(data)) as expected:
+        # Luma straight from the decoder, shrunk in the DCT domain unless a filter follows.
+        expected.draft("L", (64, 64) if operation != "sharpen" else expected.size)
+        expected = augment(expected.convert("L"), operation)
+        expected = np.asarray(expected.resize(size[::-1], Image.Resampling.BILINEAR))
+    # The libjpeg-turbo path takes every JPEG here but CMYK ones.
+    assert (_decode_jpeg_luma(data, (64, 64)) is None) == (kind == "CMYK")
+    pixels, orig_height, orig_width = prepare_image(data, size, "stretch", operation)
+    np.testing.assert_array_equal(pixels, expected)
+    turned = operation == "rot90"
+    assert (orig_height, orig_width) == ((width, height) if turned else (height, width))
 
 
 @pytest.mark.parametrize(
