@@ -683,3 +683,76 @@ def test_well_formed_meta_takes_the_fast_path(tmp_path: Path, monkeypatch) -> No
     images = {f"imgs/{i}.jpg": jpeg_bytes(i) for i in (1, 2, 3)}
     export = read_export(make_export(tmp_path, images=images, meta_text=TRICKY_META))
     assert len(export.table) == 3
+
+
+def zipfile_listing(data: bytes) -> tuple[list[str], dict, bytes]:
+    """What the directory reader must give, from zipfile's own listing."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = zf.infolist()
+    files = [i for i in infos if not i.is_dir()]
+    members = {
+        i.filename: (i.header_offset, i.compress_size, i.compress_type, i.CRC, len(i.extra))
+        for i in files
+    }
+    lines = "\n".join(f"{i.filename}\t{i.CRC}\t{i.file_size}" for i in infos)
+    return [i.filename for i in files], members, lines.encode()
+
+
+def make_zip(entries: int, comment: bytes = b"", accents: str = "none") -> bytes:
+    """A zip with folders, stored and deflated members, extra fields and comments; member
+    names with accents (UTF-8 flagged by zipfile) in ``"some"`` or ``"all"`` of them."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.comment = comment
+        zf.mkdir("imgs")
+        for i in range(entries):
+            accented = accents == "all" or (accents == "some" and i % 7 == 0)
+            info = zipfile.ZipInfo(f"imgs/ü-{i}.jpg" if accented else f"imgs/{i}.jpg")
+            info.compress_type = zipfile.ZIP_DEFLATED if i % 3 else zipfile.ZIP_STORED
+            if i % 5 == 0:
+                info.extra = b"\xfe\xca\x04\x00" + i.to_bytes(4, "little")  # an unknown field
+                info.comment = b"a member comment"
+            zf.writestr(info, bytes([i % 256]) * (i % 50))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "one_pass"),
+    [
+        pytest.param(make_zip(40), True, id="plain"),
+        pytest.param(make_zip(40, comment=b"an archive comment"), True, id="archive-comment"),
+        pytest.param(make_zip(40, accents="all"), True, id="utf8-names"),
+        pytest.param(make_zip(0xFFFF + 5), True, id="zip64-directory"),  # > 65,535 entries
+        pytest.param(make_zip(40, accents="some"), True, id="mixed-name-encodings"),
+        # Read by zipfile: data before the zip shifts every offset (self-extracting zips).
+        pytest.param(b"#!/bin/sh\n" * 50 + make_zip(40), False, id="prepended-data"),
+    ],
+)
+def test_zip_directory_reader_agrees_with_zipfile(data: bytes, one_pass: bool) -> None:
+    """The one-pass central directory reader lists what zipfile lists, byte for byte, and
+    leaves to zipfile the zips it does not parse itself."""
+    from plankton_store.sources import (
+        _central_directory,
+        _parse_central_directory,
+        _read_zip_listing,
+    )
+
+    directory = _central_directory(io.BytesIO(data))
+    parsed = None if directory is None else _parse_central_directory(directory)
+    assert (parsed is not None) == one_pass
+    listing = _read_zip_listing(io.BytesIO(data))
+    names, members, fingerprint = zipfile_listing(data)
+    assert listing.names == names
+    assert {name: tuple(m) for name, m in listing.members.items()} == members
+    assert listing.fingerprint == fingerprint
+
+
+def test_zip_directory_reader_refuses_damaged_zips() -> None:
+    from plankton_store.sources import _read_zip_listing
+
+    data = make_zip(40)
+    with pytest.raises(zipfile.BadZipFile):
+        _read_zip_listing(io.BytesIO(data[: len(data) // 2]))
+    start = data.index(b"PK\x01\x02")  # a damaged first directory record
+    with pytest.raises(zipfile.BadZipFile):
+        _read_zip_listing(io.BytesIO(data[:start] + b"XXXX" + data[start + 4 :]))
