@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -337,7 +337,7 @@ def _run_blocks(
         # worker are safe.
         client.submit(
             run_block,
-            task,
+            replace(task, run_id=run_id),
             # A remote export is fetched a block at a time; a local one image by image.
             fetcher.batch(task.refs),
             key=f"build-block-{run_id}-{task.block_index}",

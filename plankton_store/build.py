@@ -31,6 +31,7 @@ class BlockTask:
     resize_mode: ResizeMode = "stretch"
     storage_options: dict[str, Any] | None = None
     compute_features: bool = False  # write the ``computed`` feature table too
+    run_id: str = ""  # the build run: a worker opens the store's arrays once per run
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -73,7 +74,7 @@ def run_block(task: BlockTask, fetch: Callable[[str], bytes]) -> BlockResult:
             fetch, task.refs, operations, skip=failures
         )
     checksum = write_block(
-        task.store, task.block_index, task.start, arrays, storage_options=task.storage_options
+        task.store, task.block_index, task.start, arrays, task.storage_options, task.run_id
     )
     return BlockResult(task.block_index, task.start, len(task), checksum, failures)
 

@@ -10,6 +10,7 @@ safe, by construction.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import warnings
 import zlib
 from collections.abc import Mapping
@@ -174,19 +175,54 @@ def write_block(
     start: int,
     arrays: Mapping[str, np.ndarray],
     storage_options: dict[str, Any] | None = None,
+    run_id: str = "",
 ) -> int:
     """Write one block's arrays at ``start`` and record its checksum; returns the checksum.
 
     ``arrays`` maps array names to the block's values (first axis = samples). Idempotent:
     a retried task writes the same bytes again. The arrays are opened and written
     concurrently: one after the other, their metadata reads and small writes cost a block
-    about 25 ms of round trips, as much as decoding a hundred images.
+    about 25 ms of round trips, as much as decoding a hundred images. With a ``run_id``
+    (one per build run), this process opens them once for all the blocks of that run.
     """
     # zarr's own event loop (the one its synchronous API uses), so that stores bound to it,
     # such as fsspec's async filesystems, work as they do everywhere else.
     from zarr.core.sync import sync
 
-    return sync(_write_block(path, block_index, start, arrays, storage_options))
+    return sync(_write_block(path, block_index, start, arrays, storage_options, run_id))
+
+
+# Arrays (and the block size) this process opened for a build run: opening a store's arrays
+# reads and parses each one's metadata, a fixed cost that would otherwise fall on every
+# block. Keyed by run, so that a store rebuilt at the same path is opened afresh; only the
+# latest few runs are kept.
+_RUN_TARGETS: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
+_RUN_TARGETS_KEPT = 4
+
+
+async def _block_targets(
+    path: str, names: list[str], storage_options: dict[str, Any] | None, run_id: str
+) -> tuple[int, list[Any]]:
+    """The store's block size and the arrays ``names``, opened for writing whole chunks."""
+    import asyncio
+
+    from zarr.api.asynchronous import open_group
+
+    key = (path, json.dumps(storage_options, sort_keys=True, default=str), run_id)
+    block_size, opened = _RUN_TARGETS.get(key, (0, {})) if run_id else (0, {})
+    missing = [name for name in names if name not in opened]
+    if missing:
+        root = await open_group(store=path, mode="r+", storage_options=storage_options)
+        block_size = root.attrs[fmt.ROOT_ATTRS_KEY]["block_size"]
+        found = await asyncio.gather(*(root.getitem(name) for name in missing))
+        # Every chunk is written with data: no need to compare each to the fill value.
+        unchecked = [array.with_config({"write_empty_chunks": True}) for array in found]
+        opened = {**opened, **dict(zip(missing, unchecked, strict=True))}
+        if run_id:
+            _RUN_TARGETS[key] = (block_size, opened)
+            for old in list(_RUN_TARGETS)[:-_RUN_TARGETS_KEPT]:
+                del _RUN_TARGETS[old]
+    return block_size, [opened[name] for name in names]
 
 
 async def _write_block(
@@ -195,16 +231,15 @@ async def _write_block(
     start: int,
     arrays: Mapping[str, np.ndarray],
     storage_options: dict[str, Any] | None,
+    run_id: str = "",
 ) -> int:
     import asyncio
 
-    from zarr.api.asynchronous import open_group
-
-    root = await open_group(store=path, mode="r+", storage_options=storage_options)
-    block_size = root.attrs[fmt.ROOT_ATTRS_KEY]["block_size"]
+    names = [*arrays, fmt.BLOCK_CHECKSUM]
+    block_size, targets = await _block_targets(path, names, storage_options, run_id)
     if start != block_index * block_size:
         raise ValueError(f"block {block_index} must start at {block_index * block_size}")
-    targets = await asyncio.gather(*(root.getitem(name) for name in arrays))
+    *targets, checksums = targets
     await asyncio.gather(
         *(
             target.setitem(slice(start, start + len(values)), values)
@@ -213,7 +248,6 @@ async def _write_block(
     )
     checksum = block_checksum(arrays)
     # Last, and only once everything else is written: a non-zero checksum marks the block done.
-    checksums = await root.getitem(fmt.BLOCK_CHECKSUM)
     await checksums.setitem(block_index, np.uint64(checksum))
     return checksum
 
