@@ -40,6 +40,7 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -830,13 +831,26 @@ def read_flowcam_export(
         meta.csv that is not UTF-8, or a feature table that cannot be read.
     """
     folder = _Folder(path, storage_options)
-    root = folder.root
-    meta_path = folder.join(META_FILE)
     if not folder.is_file(META_FILE):
         raise ExportError(
-            f"{meta_path}: not found; a FlowCam export needs a meta.csv with objid and label "
-            "columns (or give a folder of class sub-folders of images)"
+            f"{folder.join(META_FILE)}: not found; a FlowCam export needs a meta.csv with objid "
+            "and label columns (or give a folder of class sub-folders of images)"
         )
+    # The feature tables are parsed in a thread meanwhile: pandas' CSV tokenizer and zlib
+    # release the GIL, and the reference workload's table takes as long as meta.csv.
+    with ThreadPoolExecutor(1) as pool:
+        feature_tables = pool.submit(_read_features, folder)
+        return _read_flowcam_export(folder, label_column, storage_options, feature_tables)
+
+
+def _read_flowcam_export(
+    folder: _Folder,
+    label_column: str,
+    storage_options: dict[str, Any] | None,
+    feature_tables: Future[tuple[dict[str, pd.DataFrame], list[tuple[str, bytes]]]],
+) -> Export:
+    root = folder.root
+    meta_path = folder.join(META_FILE)
     meta_bytes = folder.read_bytes(META_FILE)
     digest = hashlib.sha256()
     _hash_part(digest, META_FILE, meta_bytes)
@@ -875,7 +889,9 @@ def read_flowcam_export(
         )
     _hash_part(digest, "images", listing)
 
-    features = _read_features(folder, digest)
+    features, feature_files = feature_tables.result()
+    for file_name, data in feature_files:
+        _hash_part(digest, file_name, data)
 
     # --- rows: objid, duplicates
     raw_objid = meta["objid"]
@@ -1196,9 +1212,13 @@ def _folder_listing(folder: _Folder, sub: str) -> tuple[pd.DataFrame, bytes]:
     return refs, listing
 
 
-def _read_features(folder: _Folder, digest: Any) -> dict[str, pd.DataFrame]:
-    """Every ``features_<name>.csv[.gz]`` in the folder as a float32 frame indexed by objid."""
+def _read_features(
+    folder: _Folder,
+) -> tuple[dict[str, pd.DataFrame], list[tuple[str, bytes]]]:
+    """Every ``features_<name>.csv[.gz]`` in the folder as a float32 frame indexed by objid,
+    and each file's name and bytes (for the export's fingerprint)."""
     features: dict[str, pd.DataFrame] = {}
+    files: list[tuple[str, bytes]] = []
     for file_name, is_dir in folder.children():
         m = _FEATURE_FILE.match(file_name)
         if not m or is_dir:
@@ -1211,7 +1231,7 @@ def _read_features(folder: _Folder, digest: Any) -> dict[str, pd.DataFrame]:
                 f"features_{name}.csv and features_{name}.csv.gz"
             )
         data = folder.read_bytes(file_name)
-        _hash_part(digest, file_name, data)
+        files.append((file_name, data))
         try:
             df = pd.read_csv(
                 io.BytesIO(data),
@@ -1248,7 +1268,7 @@ def _read_features(folder: _Folder, digest: Any) -> dict[str, pd.DataFrame]:
         df = df.astype(np.float32)
         df.index = index
         features[name] = df
-    return features
+    return features, files
 
 
 def _hash_part(digest: Any, name: str, data: bytes) -> None:
