@@ -558,7 +558,8 @@ class ImageFetcher:
         members = None
         if self.zip_name is not None:
             known = _open_zip(self._zip_path(), self.storage_options).members
-            members = {ref: known[ref] for ref in refs if ref in known}
+            # Plain tuples: a block's 4,096 named ones took 45 ms to pickle and 30 to load.
+            members = {ref: tuple(known[ref]) for ref in refs if ref in known}
         elif not is_url(self.root):
             return self.fetch
         return _BatchFetch(self, tuple(refs), members)
@@ -608,12 +609,13 @@ class _BatchFetch:
 
     fetcher: ImageFetcher
     refs: tuple[str, ...]
-    zip_members: dict[str, _ZipMember] | None = field(default=None, repr=False)
+    zip_members: dict[str, tuple[int, ...]] | None = field(default=None, repr=False)
     _found: dict[str, bytes | Exception] | None = field(default=None, repr=False)
 
     def __call__(self, ref: str) -> bytes:
         if self.zip_members is not None:  # first call in this process: index the zip
-            _open_zip(self.fetcher._zip_path(), self.fetcher.storage_options, self.zip_members)
+            members = {name: _ZipMember._make(m) for name, m in self.zip_members.items()}
+            _open_zip(self.fetcher._zip_path(), self.fetcher.storage_options, members)
             self.zip_members = None
         if not is_url(self.fetcher.root):
             return self.fetcher.fetch(ref)
