@@ -1134,14 +1134,16 @@ def _read_meta_csv(
 def _to_int64(s: pd.Series) -> pd.Series:
     """Integer strings (already validated by ``_INT_RE``) to Int64; NA where out of range."""
     s = s.str.strip()
-    out = pd.array([pd.NA] * len(s), dtype="Int64")
+    values = np.zeros(len(s), dtype=np.int64)
+    missing = np.ones(len(s), dtype=bool)
     short = (s.str.len() <= 18).to_numpy()  # 18 characters always fit in int64
-    out[short] = s[short].astype("int64").to_numpy()
+    values[short] = s[short].astype("int64").to_numpy()
+    missing[short] = False
     for i in np.flatnonzero(~short):  # rare: check the range by hand
         v = int(s.iloc[i])
         if _INT64_MIN <= v <= _INT64_MAX:
-            out[i] = v
-    return pd.Series(out, index=s.index)
+            values[i], missing[i] = v, False
+    return pd.Series(pd.arrays.IntegerArray(values, missing), index=s.index)
 
 
 def _is_unsafe(ref: str) -> bool:
