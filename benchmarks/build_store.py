@@ -46,7 +46,7 @@ def demo_export(scale: float, seed: int, cache: Path) -> Path:
 
 
 def single_core_rates(
-    export_dir: Path, size: tuple[int, int], n: int = 4000
+    export_dir: Path, size: tuple[int, int], n: int = 4000, rounds: int = 3
 ) -> tuple[float, float]:
     """Images/s of two bare decode + grayscale + resize loops on one core (bytes in RAM).
 
@@ -55,21 +55,29 @@ def single_core_rates(
     The second is build-store's own :func:`~plankton_store.imageops.prepare_image`, which
     takes the same pixels from libjpeg-turbo without Pillow's Python-level header parsing;
     the build's ratio to it measures build-store's own overhead (reading, Dask, writing).
+    The two loops alternate for ``rounds`` rounds and each keeps its best: a limit, measured
+    when the shared host lets one core run undisturbed.
     """
     export = read_export(export_dir)
     refs = export.table["image"].sample(min(n, len(export.table)), random_state=0).tolist()
     blobs = [export.fetcher.fetch(ref) for ref in refs]
-    started = time.perf_counter()
-    for data in blobs:
+
+    def pillow(data: bytes) -> None:
         with Image.open(io.BytesIO(data)) as im:
             im.draft("L", draft_target(size))
             np.asarray(im.convert("L").resize((size[1], size[0]), RESAMPLE))
-    pillow = len(blobs) / (time.perf_counter() - started)
-    started = time.perf_counter()
-    for data in blobs:
+
+    def own(data: bytes) -> None:
         prepare_image(data, size)
-    own = len(blobs) / (time.perf_counter() - started)
-    return pillow, own
+
+    best = {pillow: 0.0, own: 0.0}
+    for _ in range(rounds):
+        for loop in best:
+            started = time.perf_counter()
+            for data in blobs:
+                loop(data)
+            best[loop] = max(best[loop], len(blobs) / (time.perf_counter() - started))
+    return best[pillow], best[own]
 
 
 def worker_peak_memory(client) -> dict[str, int]:
