@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Literal
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from plankton_store.format import AUGMENTATIONS
@@ -137,8 +138,6 @@ def _decode_jpeg_luma(
     decompression-bomb limit take the Pillow path, which decodes them or rejects them with
     its reason.
     """
-    import simplejpeg
-
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
         if colorspace not in _LUMA_COLORSPACES:

@@ -10,7 +10,6 @@ safe, by construction.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import warnings
 import zlib
 from collections.abc import Mapping
@@ -194,9 +193,9 @@ def write_block(
 
 # Arrays (and the block size) this process opened for a build run: opening a store's arrays
 # reads and parses each one's metadata, a fixed cost that would otherwise fall on every
-# block. Keyed by run, so that a store rebuilt at the same path is opened afresh; only the
-# latest few runs are kept.
-_RUN_TARGETS: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
+# block. Keyed by run (one store, one set of storage options), so that a store rebuilt at
+# the same path is opened afresh; only the latest few runs are kept.
+_RUN_TARGETS: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
 _RUN_TARGETS_KEPT = 4
 
 
@@ -208,7 +207,7 @@ async def _block_targets(
 
     from zarr.api.asynchronous import open_group
 
-    key = (path, json.dumps(storage_options, sort_keys=True, default=str), run_id)
+    key = (path, run_id)
     block_size, opened = _RUN_TARGETS.get(key, (0, {})) if run_id else (0, {})
     missing = [name for name in names if name not in opened]
     if missing:
