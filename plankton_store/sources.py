@@ -665,10 +665,10 @@ class _Folder:
             return Path(self.path, name).read_bytes()
         return self.fs.cat_file(self._fs_path(name))
 
-    def open(self, name: str) -> BinaryIO | str:
-        """What ``zipfile.ZipFile`` opens: a local path, or a seekable remote file."""
+    def open(self, name: str) -> BinaryIO:
+        """The file opened for reading, seekable (local or remote)."""
         if self.fs is None:
-            return os.path.join(self.path, name)
+            return open(os.path.join(self.path, name), "rb")
         return self.fs.open(self._fs_path(name), "rb")
 
     def children(self) -> list[tuple[str, bool]]:
@@ -1167,7 +1167,7 @@ def _zip_listing(folder: _Folder) -> tuple[pd.DataFrame, bytes]:
     """The file members of the zip, and its central directory as bytes to fingerprint."""
     zip_path = folder.join(ZIP_NAME)
     try:
-        with _open_binary(folder.open(ZIP_NAME)) as f:
+        with folder.open(ZIP_NAME) as f:
             listing = _read_zip_listing(f)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise ExportError(
@@ -1177,10 +1177,6 @@ def _zip_listing(folder: _Folder) -> tuple[pd.DataFrame, bytes]:
     # The reader ImageFetcher.batch uses here: no second parse of the directory.
     _open_zip(zip_path, folder.storage_options, listing.members, complete=True)
     return _ref_frame(listing.names), listing.fingerprint
-
-
-def _open_binary(file: BinaryIO | str) -> BinaryIO:
-    return open(file, "rb") if isinstance(file, str) else file
 
 
 def _walk_files(top: Path, rel_to: Path) -> list[tuple[str, int]]:
