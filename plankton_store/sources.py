@@ -1164,7 +1164,7 @@ def _ref_frame(names: list[str]) -> pd.DataFrame:
 
 
 def _zip_listing(folder: _Folder) -> tuple[pd.DataFrame, bytes]:
-    """The file members of the zip, and its central directory as bytes to fingerprint."""
+    """The file members of the zip, and its listing (name, CRC, size) to fingerprint."""
     zip_path = folder.join(ZIP_NAME)
     try:
         with folder.open(ZIP_NAME) as f:
