@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -443,8 +444,9 @@ def _fit_features(st, train_set, normalisation, val, val_y, options, history):  
 def configure_tensorflow(threads: int, seed: int) -> Any:
     """Import TensorFlow with its thread pools pinned and every seed set; returns keras.
 
-    Thread pools can only be sized before TensorFlow starts its runtime: later calls keep
-    the first setting.
+    Thread pools can only be sized before TensorFlow starts its runtime. A later call with
+    another size keeps the first one and warns: the thread count changes the order of
+    floating-point sums, so the same seed then trains a different model than in a fresh process.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -454,7 +456,15 @@ def configure_tensorflow(threads: int, seed: int) -> Any:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
     except RuntimeError:
-        pass  # already initialised in this process
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        warnings.warn(
+            "TensorFlow already runs in this process with "
+            f"{f'{current} threads' if current else 'one thread per core'} per op, so "
+            f"threads={threads} cannot take effect and the same seed trains a different model "
+            "than a fresh process would. Train in a new process to get that setting.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     keras.utils.set_random_seed(seed)
     return keras
 
