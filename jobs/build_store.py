@@ -59,8 +59,12 @@ class BuildSummary:
 
     def reject_reasons(self) -> dict[str, int]:
         """Reject counts per kind of reason (the reason text up to its first colon)."""
-        kinds = self.rejects["reason"].astype(str).str.split(":").str[0]
-        return {str(k): int(v) for k, v in kinds.value_counts().items()}
+        # Split each distinct reason once, not each of the (often ~100,000) reject rows.
+        counts = self.rejects["reason"].astype(str).value_counts()
+        kinds = counts.groupby(counts.index.str.split(":").str[0], sort=False).sum()
+        return {
+            str(k): int(v) for k, v in kinds.sort_values(ascending=False, kind="stable").items()
+        }
 
 
 class StoreExistsError(FileExistsError):

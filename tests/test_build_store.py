@@ -165,6 +165,8 @@ def test_bad_images_are_rejected_with_reason_and_marked(tmp_path, dask_client):
     rejects = pd.read_csv(fmt.rejects_path(path)).set_index("objid")
     assert rejects.loc[1004, "reason"] == "empty file (0 bytes)"
     assert rejects.loc[1003, "reason"].startswith("corrupt or truncated image")
+    # The summary counts them by kind (the reason up to its first colon).
+    assert summary.reject_reasons() == {"empty file (0 bytes)": 1, "corrupt or truncated image": 1}
     store = open_store(path)
     objid = store.array(fmt.OBJID)[:]
     for bad in (1003, 1004):
