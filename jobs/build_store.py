@@ -22,7 +22,7 @@ from jobs.options import seed_option
 from plankton_store import __version__
 from plankton_store import format as fmt
 from plankton_store.build import BlockResult, BlockTask, block_tasks, run_block
-from plankton_store.features import FEATURE_COLUMNS
+from plankton_store.features import COMPUTED_COLUMNS
 from plankton_store.imageops import RESIZE_MODES, parse_size, prepare_images
 from plankton_store.plan import (
     DEFAULT_AUGMENTATIONS,
@@ -229,7 +229,7 @@ def _create(
 ) -> None:
     feature_columns = {t: [str(c) for c in f.columns] for t, f in export.features.items()}
     if options.compute_features:
-        feature_columns[fmt.COMPUTED_FEATURES] = list(FEATURE_COLUMNS)
+        feature_columns[fmt.COMPUTED_FEATURES] = list(COMPUTED_COLUMNS)
     store_fingerprint = hashlib.sha256(
         json.dumps([export.fingerprint, options.to_attrs()], sort_keys=True).encode()
     ).hexdigest()[:16]

@@ -153,8 +153,9 @@ def classify_export(
             features={t: v[start:stop] for t, v in features.items()},
             size=info.image_size,
             resize_mode=info.resize_mode,
-            compute_features=fmt.COMPUTED_FEATURES in info.feature_columns
-            and fmt.COMPUTED_FEATURES not in features,
+            computed_columns=()
+            if fmt.COMPUTED_FEATURES in features
+            else tuple(info.feature_columns.get(fmt.COMPUTED_FEATURES, ())),
         )
         futures.append(
             client.submit(

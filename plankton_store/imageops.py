@@ -291,22 +291,33 @@ def image_features(
     refs: Sequence[str],
     operations: Sequence[str],
     skip: Collection[int] = (),
+    columns: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Shape and grey-level features of each image, at full resolution after its operation.
 
-    The ``computed`` feature table of build-store ``--compute-features`` (columns
-    :data:`plankton_store.features.FEATURE_COLUMNS`), for exports without feature tables.
-    Positions in ``skip`` (images that already failed) and images that cannot be read get a
-    row of NaN.
+    The ``computed`` feature table of build-store ``--compute-features``, for exports without
+    feature tables. Positions in ``skip`` (images that already failed) and images that cannot
+    be read get a row of NaN.
+
+    Parameters
+    ----------
+    columns
+        Which columns, in order: default :data:`plankton_store.features.COMPUTED_COLUMNS`;
+        a model trained on a store with fewer (an older build) names its own.
 
     Returns
     -------
     numpy.ndarray
-        ``(len(refs), len(FEATURE_COLUMNS))`` float32.
+        ``(len(refs), len(columns))`` float32.
     """
-    from plankton_store.features import FEATURE_COLUMNS, compute_features
+    from plankton_store.features import COMPUTED_COLUMNS, FEATURE_COLUMNS, compute_features
 
-    out = np.full((len(refs), len(FEATURE_COLUMNS)), np.nan, dtype=np.float32)
+    columns = list(COMPUTED_COLUMNS if columns is None else columns)
+    unknown = sorted(set(columns) - set(COMPUTED_COLUMNS))
+    if unknown:
+        raise ValueError(f"no such computed feature(s): {unknown}")
+    descriptors = not set(columns) <= set(FEATURE_COLUMNS)
+    out = np.full((len(refs), len(columns)), np.nan, dtype=np.float32)
     for i, (ref, operation) in enumerate(zip(refs, operations, strict=True)):
         if i in skip:
             continue
@@ -315,6 +326,6 @@ def image_features(
             im = augment(decode_gray(fetch(ref)), operation)
         except (OSError, KeyError, ImageDecodeError):
             continue
-        values = compute_features(np.asarray(im))
-        out[i] = [values[c] for c in FEATURE_COLUMNS]
+        values = compute_features(np.asarray(im), descriptors=descriptors)
+        out[i] = [values[c] for c in columns]
     return out

@@ -181,7 +181,8 @@ class ExportBlock:
     features: dict[str, np.ndarray] = field(default_factory=dict)  # table -> (n, F) float32
     size: tuple[int, int] = (64, 48)
     resize_mode: str = "stretch"
-    compute_features: bool = False  # the model needs the ``computed`` table from the images
+    #: Columns of the ``computed`` table the model needs from the images (none: not needed).
+    computed_columns: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -218,9 +219,9 @@ def predict_export_block(
         block.resize_mode,  # type: ignore[arg-type]
     )
     features = dict(block.features)
-    if block.compute_features:
+    if block.computed_columns:
         features[fmt.COMPUTED_FEATURES] = image_features(
-            fetch, block.refs, ["none"] * n, skip=failures
+            fetch, block.refs, ["none"] * n, skip=failures, columns=block.computed_columns
         )
     ok = np.ones(n, dtype=bool)
     ok[list(failures)] = False

@@ -17,7 +17,7 @@ from PIL import Image
 
 from jobs.build_store import build_store, build_store_command
 from plankton_store import format as fmt
-from plankton_store.features import FEATURE_COLUMNS, compute_features
+from plankton_store.features import COMPUTED_COLUMNS, compute_features
 from plankton_store.imageops import RESAMPLE, augment
 from plankton_store.plan import BuildOptions, make_plan
 from plankton_store.sources import read_export
@@ -251,7 +251,7 @@ def test_computed_features_describe_each_full_resolution_image(tmp_path, dask_cl
     store = open_store(path)
     assert store.feature_tables == [fmt.COMPUTED_FEATURES]
     table, columns = store.features(fmt.COMPUTED_FEATURES)
-    assert columns == list(FEATURE_COLUMNS)
+    assert columns == list(COMPUTED_COLUMNS)
     values = table[:]
     objid = store.array(fmt.OBJID)[:]
     source = np.where(objid == -1, store.array(fmt.SOURCE_OBJID)[:], objid)
@@ -264,9 +264,9 @@ def test_computed_features_describe_each_full_resolution_image(tmp_path, dask_cl
                 continue
             im = Image.open(io.BytesIO(zf.read(f"imgs/{source[i]}.jpg"))).convert("L")
             im = augment(im, fmt.AUGMENTATIONS[operations[i]])
-            expected = compute_features(np.asarray(im))
+            expected = compute_features(np.asarray(im), descriptors=True)
             np.testing.assert_allclose(
-                values[i], [expected[c] for c in FEATURE_COLUMNS], rtol=1e-5, err_msg=str(i)
+                values[i], [expected[c] for c in COMPUTED_COLUMNS], rtol=1e-5, err_msg=str(i)
             )
     area = values[:, columns.index("area")]
     assert (area[source != 1003] > 0).all()

@@ -13,6 +13,7 @@ from plankton_store.imageops import (
     _decode_jpeg_luma,
     augment,
     decode_gray,
+    image_features,
     parse_size,
     prepare_image,
     resize,
@@ -159,3 +160,23 @@ def test_parse_size(text, size):
 def test_parse_size_refuses(text):
     with pytest.raises(ValueError, match="64x48"):
         parse_size(text)
+
+
+def test_image_features_give_the_columns_a_model_asks_for():
+    """A model trained on an older store (native columns only) gets just those columns."""
+    from plankton_store.features import COMPUTED_COLUMNS, FEATURE_COLUMNS
+
+    im = Image.new("L", (40, 30), 220)
+    im.paste(40, (5, 5, 25, 20))
+    files = {"a.png": encode(im, "PNG"), "bad.png": b"not an image"}
+    everything = image_features(files.__getitem__, ["a.png", "bad.png"], ["none", "flip_lr"])
+    assert everything.shape == (2, len(COMPUTED_COLUMNS)) and everything.dtype == np.float32
+    assert everything[0, COMPUTED_COLUMNS.index("area")] == 300
+    assert np.isfinite(everything[0, len(FEATURE_COLUMNS) :]).all()  # the descriptors
+    assert np.isnan(everything[1]).all()  # unreadable: a row of NaN, not an error
+    native = image_features(files.__getitem__, ["a.png"], ["none"], columns=FEATURE_COLUMNS)
+    np.testing.assert_array_equal(native[0], everything[0, : len(FEATURE_COLUMNS)])
+    some = image_features(files.__getitem__, ["a.png"], ["none"], columns=["parts", "area"])
+    assert some[0].tolist() == [1.0, 300.0]
+    with pytest.raises(ValueError, match="no such computed feature"):
+        image_features(files.__getitem__, ["a.png"], ["none"], columns=["area", "colour"])
