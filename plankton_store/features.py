@@ -211,7 +211,11 @@ def shape_descriptors(gray: np.ndarray, mask: np.ndarray, background: float) -> 
     area = float(np.count_nonzero(mask))
     labels, parts = ndimage.label(mask)
     largest = np.bincount(labels.ravel())[1:].max()
-    filled = ndimage.binary_fill_holes(mask)
+    # Holes: background pieces (4-connected, as in ndimage.binary_fill_holes) that do not
+    # touch the border; labelling them is several times faster than fill_holes' iterations.
+    gaps, _ = ndimage.label(~mask)
+    outside = np.unique(np.concatenate([gaps[0], gaps[-1], gaps[:, 0], gaps[:, -1]]))
+    filled = mask | ~np.isin(gaps, outside)
     dark = background - g[mask]
     q10, q25, q75, q90 = np.percentile(dark, [10, 25, 75, 90])
 
