@@ -495,8 +495,8 @@ def format_summary(summary: BuildSummary) -> str:
 @click.option(
     "--compute-features",
     is_flag=True,
-    help="Also compute 38 shape and grey-level features (area, ESD, axes, perimeter, grey-level "
-    "moments, holes, radial profile, texture, Hu moments, symmetry, ...) from every image at "
+    help="Also compute 36 shape and grey-level features (area, ESD, axes, perimeter, grey-level "
+    "moments, holes, radial profile, texture, Hu moments, ...) from every image at "
     "full resolution into the feature table 'computed', for the features model: for exports "
     "without feature tables. Costs a second, full-resolution decode of every image and about "
     "1 ms of CPU per image.",

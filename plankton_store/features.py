@@ -2,10 +2,10 @@
 
 :data:`FEATURE_COLUMNS` follow the native feature table of a FlowCam/ZooProcess export
 (``area``, ``mean``, ``perim.``, ``circ.``, ...). :data:`DESCRIPTOR_COLUMNS` add shape and
-texture descriptors (parts, holes, darkness quantiles, radial profile, edges, Hu moments,
-mirror symmetry); build-store ``--compute-features`` writes both (:data:`COMPUTED_COLUMNS`).
-On ndsb-dev level2 the descriptors lifted the ``features`` model's val macro-F1 from 0.45 to
-0.56 (``benchmarks/real_recipe.md``). The object is every pixel clearly darker than the
+texture descriptors (parts, holes, darkness quantiles, radial profile, edges, Hu moments);
+build-store ``--compute-features`` writes both (:data:`COMPUTED_COLUMNS`). On ndsb-dev level2
+the descriptors lifted the ``features`` model's 3-fold macro-F1 from 0.39 to 0.48
+(``benchmarks/real_recipe.md``). The object is every pixel clearly darker than the
 background: the background level is the median of the image border and the threshold sits a
 margin below it, so a light, slightly noisy background never counts as object.
 """
@@ -59,8 +59,6 @@ DESCRIPTOR_COLUMNS: tuple[str, ...] = (
     "hu2",
     "hu3",
     "hu4",
-    "mirror_max",
-    "mirror_min",
 )
 
 #: The ``computed`` feature table of build-store ``--compute-features``.
@@ -203,9 +201,7 @@ def shape_descriptors(gray: np.ndarray, mask: np.ndarray, background: float) -> 
     ``radial_mean`` the mean distance over that largest; ``edge_mean``: mean grey-level
     gradient magnitude and ``laplace_std`` the spread of the Laplacian over the object
     (texture); ``hu1`` ... ``hu4``: the first four Hu moment invariants of the mask, as
-    -sign(h) log10|h| (invariant to position, scale and rotation); ``mirror_max``,
-    ``mirror_min``: the best and worst overlap (intersection over union) of the filled object
-    with its mirror image, left-right and top-bottom, within its bounding box.
+    -sign(h) log10|h| (invariant to position, scale and rotation).
     """
     g = np.asarray(gray, dtype=np.float32)
     area = float(np.count_nonzero(mask))
@@ -236,11 +232,6 @@ def shape_descriptors(gray: np.ndarray, mask: np.ndarray, background: float) -> 
         (n30 - 3 * n12) ** 2 + (3 * n21 - n03) ** 2,
         (n30 + n12) ** 2 + (n21 + n03) ** 2,
     )
-    box = filled[yy.min() : yy.max() + 1, xx.min() : xx.max() + 1]
-    mirrors = [
-        np.count_nonzero(box & flipped) / np.count_nonzero(box | flipped)
-        for flipped in (box[::-1], box[:, ::-1])
-    ]
     return {
         "parts": float(parts),
         "largest_part": float(largest) / area,
@@ -258,6 +249,4 @@ def shape_descriptors(gray: np.ndarray, mask: np.ndarray, background: float) -> 
             f"hu{i}": -math.copysign(1.0, h) * math.log10(abs(h) + 1e-30)
             for i, h in enumerate(hu, 1)
         },
-        "mirror_max": float(max(mirrors)),
-        "mirror_min": float(min(mirrors)),
     }

@@ -45,7 +45,6 @@ def test_descriptors_of_a_ring_and_a_dot() -> None:
     assert f["dark_q10"] == f["dark_q90"] == 200 and f["dark_sum"] == 200 * 316
     assert f["radial_25"] <= f["radial_50"] <= f["radial_75"] < 1 and 0 < f["radial_mean"] < 1
     assert f["edge_mean"] > 0 and f["laplace_std"] > 0
-    assert f["mirror_min"] < f["mirror_max"] < 1  # the dot breaks both symmetries
 
 
 def test_descriptors_are_invariant_to_a_rotation_and_a_mirror() -> None:
@@ -62,7 +61,6 @@ def test_a_symmetric_solid_object() -> None:
     img[10:30, 5:35] = 50
     f = compute_features(img, descriptors=True)
     assert (f["parts"], f["largest_part"], f["filled_share"]) == (1, 1, 1)
-    assert f["mirror_min"] == f["mirror_max"] == 1
     # Hu's first invariant of a w x h rectangle of pixels: (w^2 - 1 + h^2 - 1) / (12 w h).
     assert f["hu1"] == pytest.approx(-math.log10((30**2 + 20**2 - 2) / (12 * 30 * 20)))
     assert f["dark_q10"] == f["dark_q90"] == 170
