@@ -15,8 +15,10 @@ learning-rate schedule is fitted to it), then ``ensemble`` fits the two models' 
 val. ``evaluate`` scores the test split once with the ensemble, and once with the cnn alone
 for comparison (both with the 8 flips / 90-degree rotations averaged unless ``--no-tta``).
 Prints accuracy, macro-F1, weighted-F1 and training minutes, the ratio of each figure to its
-target (issue 8: level2 accuracy >= 0.80 and macro-F1 >= 0.60, level1 accuracy >= 0.66) and
-the ten worst classes by F1. Model and report folders stay under ``--workdir``.
+target (issue 8: level2 accuracy >= 0.80 and macro-F1 >= 0.60, level1 accuracy >= 0.66) with
+its 95% bootstrap interval over the test images (how far the figure moves with the draw of
+test images alone; run-to-run training noise comes on top), and the ten worst classes by
+F1. Model and report folders stay under ``--workdir``.
 
 The images are PlanktonSet 1.0 (Cowen et al. 2015, NOAA NCEI accession 0127422); they are
 not part of this repository.
@@ -179,9 +181,12 @@ def main() -> None:
         for figure, target in TARGETS.get(r["level"], {}).items():
             value = r[figure]
             verdict = "met" if value >= target else "NOT met"
+            low, high = r["intervals"][figure]
+            inside = "; the target is inside it" if low <= target <= high else ""
             print(
                 f"{r['level']} {figure} {value:.4f}: target >= {target} "
-                f"(ratio {value / target:.2f}, {verdict})"
+                f"(ratio {value / target:.2f}, {verdict}; 95% bootstrap interval over the "
+                f"test images {low:.4f}-{high:.4f}{inside})"
             )
     for r in results:
         print(f"\nten worst {r['level']} classes (test F1):")

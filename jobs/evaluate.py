@@ -35,7 +35,12 @@ from plankton_store.inference import (
     predict_store_block,
     read_model_info,
 )
-from plankton_store.metrics import normalised_confusion, per_class_table, summary_metrics
+from plankton_store.metrics import (
+    bootstrap_intervals,
+    normalised_confusion,
+    per_class_table,
+    summary_metrics,
+)
 from plankton_store.sources import ExportError
 from plankton_store.store import PlanktonStore, StoreFormatError, open_store
 
@@ -238,6 +243,7 @@ def evaluate(
     table = per_class_table(y_true, y_pred, info.class_names)
     summary = {
         **summary_metrics(y_true, y_pred, info.class_names, proba),
+        "intervals": bootstrap_intervals(y_true, y_pred, len(info.class_names)),
         "model": {
             "dir": info.model_dir,
             "name": info.name,
@@ -357,12 +363,19 @@ def _fmt(value: Any) -> str:
     )
 
 
+def _interval(summary: dict[str, Any], metric: str) -> str:
+    """``"0.566-0.640"``: the bootstrap interval of ``metric``, "" where there is none."""
+    interval = (summary.get("intervals") or {}).get(metric)
+    return f"{interval[0]:.3f}-{interval[1]:.3f}" if interval else ""
+
+
 def report_markdown(ev: Evaluation, counts: np.ndarray, top_confusions: int = 15) -> str:
     """The readable report: overall figures, classes worst first, the largest confusions."""
     s = ev.summary
     data = s["data"]
     where = f"split `{data['split']}` of store" if data["kind"] == "store" else "export"
     tta = " with TTA (8 flips/rotations)" if s["tta"] else ""
+    confidence = f"{(s.get('intervals') or {}).get('confidence', 0.95):.0%}"
     lines = [
         f"# Evaluation of {s['model']['name']}{tta}",
         "",
@@ -373,11 +386,18 @@ def report_markdown(ev: Evaluation, counts: np.ndarray, top_confusions: int = 15
         f"{s['n_samples']} samples, {s['n_classes_present']} of {s['n_classes']} classes present",
         f"- Created {s['created']} in {s['seconds']:.1f} s",
         "",
-        "| metric | value |",
-        "|---|---|",
-        *(f"| {m.replace('_', ' ')} | {_fmt(s[m])} |" for m in METRICS),
+        f"| metric | value | {confidence} interval |",
+        "|---|---|---|",
+        *(f"| {m.replace('_', ' ')} | {_fmt(s[m])} | {_interval(s, m)} |" for m in METRICS),
         "",
     ]
+    if s.get("intervals"):
+        lines[-1:-1] = [
+            "",
+            f"Intervals: percentile bootstrap over the {s['n_samples']} samples "
+            f"({s['intervals']['resamples']} resamples): how far the figure could move on "
+            "another draw of as many images. Models closer than that are not told apart here.",
+        ]
     if s["notes"]:
         lines += ["**Notes**", "", *(f"- {n}" for n in s["notes"]), ""]
     worst = ev.per_class.sort_values(["f1", "support"], ascending=[True, False])
@@ -446,7 +466,10 @@ def compare_reports(
     Returns
     -------
     overall : pandas.DataFrame
-        One row per report: model, data, TTA and :data:`METRICS`.
+        One row per report: model, data, TTA, :data:`METRICS` and macro-F1's bootstrap
+        interval; when every report scored the same images, also :data:`PAIRED_COLUMN`:
+        macro-F1 minus the first report's, with a paired bootstrap interval (one that holds
+        0 means these images do not tell the two models apart).
     per_class : pandas.DataFrame
         One row per class: support (of the first report) and the F1 of each report.
     notes : list of str
@@ -468,6 +491,7 @@ def compare_reports(
                 + (f" [{s['data']['split']}]" if s["data"].get("split") else ""),
                 "n_samples": s["n_samples"],
                 **{m: s.get(m) for m in METRICS},
+                "macro_f1 95% interval": _interval(s, "macro_f1"),
             }
             for name, d, (s, _) in zip(names, report_dirs, reports, strict=True)
         ]
@@ -486,10 +510,60 @@ def compare_reports(
     datasets = {(s["data"]["fingerprint"], s["data"].get("split")) for s, _ in reports}
     if len(datasets) > 1:
         notes.append("the reports scored different data (store fingerprint or split differ)")
+    elif len(reports) > 1:
+        differences, note = _paired_differences(report_dirs, classes)
+        overall[PAIRED_COLUMN] = differences
+        notes += [note] if note else []
     f1 = per_class[names].to_numpy(dtype=float)
     per_class["best"] = [_best(names, row) for row in f1]
     per_class = per_class.sort_values(names[0], kind="stable").reset_index(drop=True)
     return overall, per_class, notes
+
+
+#: Column of :func:`compare_reports`: macro-F1 against the first report, on the same images.
+PAIRED_COLUMN = "macro_f1 vs first [95% paired interval]"
+
+
+def _paired_differences(
+    report_dirs: list[str | Path], classes: list[str]
+) -> tuple[list[str], str | None]:
+    """Each report's macro-F1 minus the first's, from their ``predictions.csv`` row by row."""
+    from plankton_store.metrics import paired_macro_f1_difference
+
+    tables = []
+    for d in report_dirs:
+        path = Path(d) / "predictions.csv"
+        if not path.is_file():
+            return [""] * len(report_dirs), f"{d} has no predictions.csv: no paired differences"
+        tables.append(
+            pd.read_csv(path, keep_default_na=False, dtype={"label": str, "predicted": str})
+        )
+    first = tables[0]
+    keys = [c for c in ("sample", "objid", "image") if c in first.columns]
+    for d, table in zip(report_dirs[1:], tables[1:], strict=True):
+        same_rows = len(table) == len(first) and all(
+            c in table.columns and table[c].astype(str).equals(first[c].astype(str))
+            for c in [*keys, "label"]
+        )
+        if not same_rows:
+            return [""] * len(report_dirs), (
+                f"{d} scored other rows than {report_dirs[0]}: no paired differences"
+            )
+    code = pd.Series(range(len(classes)), index=classes)
+    coded = [first["label"].map(code), *(t["predicted"].map(code) for t in tables)]
+    if any(c.isna().any() for c in coded):
+        return [""] * len(report_dirs), "the reports' class lists differ: no paired differences"
+    y_true, base, *others = (c.to_numpy(np.int64) for c in coded)
+    cells = [""]
+    for predicted in others:
+        diff = paired_macro_f1_difference(y_true, base, predicted, len(classes))
+        cells.append(
+            ""
+            if diff is None
+            else f"{diff['difference']:+.3f} [{diff['interval'][0]:+.3f}, "
+            f"{diff['interval'][1]:+.3f}]"
+        )
+    return cells, None
 
 
 def _best(names: list[str], scores: np.ndarray) -> str:
@@ -524,6 +598,13 @@ def comparison_markdown(overall: pd.DataFrame, per_class: pd.DataFrame, notes: l
     lines = ["# Model comparison", ""]
     lines += [f"**Note:** {n}" for n in notes] + ([""] if notes else [])
     lines += ["## Overall", "", *_md_table(overall.drop(columns="report")), ""]
+    if PAIRED_COLUMN in overall:
+        lines += [
+            "Intervals: percentile bootstrap over the scored images (1,000 resamples). The "
+            "paired difference resamples images with both models' predictions; where its "
+            "interval holds 0, these images do not tell the model from the first one.",
+            "",
+        ]
     lines += [
         "## F1 per class (sorted by the first model, worst first)",
         "",
@@ -589,8 +670,13 @@ def evaluate_command(
         raise click.ClickException(str(exc)) from None
     s = ev.summary
     click.echo(
-        "  ".join(f"{m.replace('_', ' ')} {_fmt(s[m])}" for m in METRICS)
-        + f"  (n={s['n_samples']})"
+        "  ".join(
+            f"{m.replace('_', ' ')} {_fmt(s[m])}"
+            + (f" [{_interval(s, m)}]" if _interval(s, m) else "")
+            for m in METRICS
+        )
+        + f"  (n={s['n_samples']}"
+        + ("; [95% bootstrap interval])" if s.get("intervals") else ")")
     )
     click.echo(f"Report: {Path(out_dir) / 'report.md'}")
 

@@ -59,6 +59,138 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
 
 
+def macro_f1_rows(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """:func:`macro_f1` of each row of ``(..., n)`` label arrays at once.
+
+    The vectorised form the bootstrap needs (thousands of resamples per call): per-class
+    counts of every row come from one ``bincount`` over ``row * n_classes + class``.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    lead = y_true.shape[:-1]
+    t = y_true.reshape(-1, y_true.shape[-1]).astype(np.int64)
+    p = y_pred.reshape(-1, y_pred.shape[-1]).astype(np.int64)
+    offset = np.arange(len(t))[:, None] * n_classes
+    size = len(t) * n_classes
+
+    def counts(index: np.ndarray) -> np.ndarray:
+        return np.bincount(index, minlength=size).reshape(len(t), n_classes)
+
+    support, predicted = counts((offset + t).ravel()), counts((offset + p).ravel())
+    hits = counts((offset + t)[t == p])
+    # F1 = 2 TP / (2 TP + FP + FN) = 2 TP / (support + predicted); averaged over the
+    # classes seen in either, as f1_score(average="macro") does.
+    seen = support + predicted
+    f1 = np.divide(2 * hits, seen, out=np.zeros(seen.shape), where=seen > 0)
+    return (f1.sum(axis=1) / np.maximum((seen > 0).sum(axis=1), 1)).reshape(lead)
+
+
+#: Bootstrap resamples behind the intervals of :func:`bootstrap_intervals`: the 2.5 and
+#: 97.5 percentiles move by about 0.002 between seeds at 1,000.
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def bootstrap_intervals(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    n_classes: int,
+    confidence: float = 0.95,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """Percentile bootstrap intervals of accuracy and macro-F1 over the evaluated samples.
+
+    How much the figures would move on another draw of the same number of images: with
+    rare classes of a few test images each, macro-F1 moves by a few points, so two models
+    (or two runs) closer than the interval's half-width are not told apart by this data.
+    Resamples are paired (each draws images with their predictions) and the same for
+    both figures (same seed).
+
+    Returns
+    -------
+    dict or None
+        ``{"confidence", "resamples", "accuracy": [low, high], "macro_f1": [low, high]}``;
+        None with fewer than two samples.
+    """
+    from scipy.stats import bootstrap
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if len(y_true) < 2:
+        return None
+
+    def accuracy(t: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean(t == p, axis=axis)
+
+    def macro(t: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
+        return macro_f1_rows(np.moveaxis(t, axis, -1), np.moveaxis(p, axis, -1), n_classes)
+
+    result: dict[str, Any] = {"confidence": confidence, "resamples": n_resamples}
+    for name, statistic in (("accuracy", accuracy), ("macro_f1", macro)):
+        interval = bootstrap(
+            (y_true, y_pred),
+            statistic,
+            n_resamples=n_resamples,
+            batch=100,  # 100 resamples x n labels per call: bounded memory at any n
+            vectorized=True,
+            paired=True,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
+        result[name] = [round(float(interval.low), 4), round(float(interval.high), 4)]
+    return result
+
+
+def paired_macro_f1_difference(
+    y_true: np.ndarray,
+    y_pred_a: np.ndarray,
+    y_pred_b: np.ndarray,
+    n_classes: int,
+    confidence: float = 0.95,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """Macro-F1 of predictions ``b`` minus that of ``a`` on the same images, with a paired
+    percentile bootstrap interval.
+
+    Pairing (each resample draws images with both models' predictions) cancels what the two
+    models share, so the interval of the difference is much narrower than the two models'
+    own intervals suggest: an interval that excludes 0 says these images tell them apart.
+
+    Returns
+    -------
+    dict or None
+        ``{"difference", "interval": [low, high], "confidence", "resamples"}``; None with
+        fewer than two samples.
+    """
+    from scipy.stats import bootstrap
+
+    y_true, a, b = (np.asarray(v) for v in (y_true, y_pred_a, y_pred_b))
+    if len(y_true) < 2:
+        return None
+
+    def difference(t: np.ndarray, a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        t, a, b = (np.moveaxis(v, axis, -1) for v in (t, a, b))
+        return macro_f1_rows(t, b, n_classes) - macro_f1_rows(t, a, n_classes)
+
+    interval = bootstrap(
+        (y_true, a, b),
+        difference,
+        n_resamples=n_resamples,
+        batch=100,
+        vectorized=True,
+        paired=True,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
+    return {
+        "difference": round(float(difference(y_true, a, b)), 4),
+        "interval": [round(float(interval.low), 4), round(float(interval.high), 4)],
+        "confidence": confidence,
+        "resamples": n_resamples,
+    }
+
+
 def top_k_accuracy(y_true: np.ndarray, proba: np.ndarray, k: int = 3) -> float:
     """Share of samples whose true class is among the ``k`` most probable ones.
 

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from sklearn.metrics import classification_report
+from sklearn.metrics import classification_report, f1_score
 
 from jobs.evaluate import (
+    PAIRED_COLUMN,
     REPORT_FILES,
     compare_command,
     compare_reports,
@@ -48,6 +49,9 @@ def test_every_report_file_exists_and_parses(report):
     for key in ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy", "top3_accuracy"):
         assert 0 <= summary[key] <= 1, key
     assert summary["top3_accuracy"] >= summary["accuracy"]
+    for key in ("accuracy", "macro_f1"):  # bootstrap intervals around the figures
+        low, high = summary["intervals"][key]
+        assert 0 <= low <= summary[key] <= high <= 1 and low < high, key
     store = open_store(summary["data"]["source"])
     assert (
         summary["store_fingerprint"] == store.fingerprint == summary["model"]["store_fingerprint"]
@@ -66,6 +70,8 @@ def test_every_report_file_exists_and_parses(report):
     listed = [r for r in rows if r in set(per_class["class"])]
     assert listed[: len(worst)] == worst.tolist()  # worst classes first
     assert "![Confusion matrix](confusion.png)" in md
+    low, high = summary["intervals"]["macro_f1"]
+    assert f"| macro f1 | {summary['macro_f1']:.3f} | {low:.3f}-{high:.3f} |" in md
 
 
 def test_per_class_figures_equal_classification_report(report, small_store):
@@ -161,6 +167,17 @@ def test_compare_side_by_side(report, small_store, small_model, tmp_path):
     evaluate(small_store, small_model, second, tta=True, progress=False, echo=quiet)
     overall, per_class, notes = compare_reports([first, second])
     assert overall["model"].tolist() == ["mlp:mlp", "mlp:mlp +TTA"] and not notes
+    low, high = json.loads((first / "summary.json").read_text())["intervals"]["macro_f1"]
+    assert overall["macro_f1 95% interval"][0] == f"{low:.3f}-{high:.3f}"
+    # The paired difference to the first report, computed from the two predictions.csv.
+    a, b = (pd.read_csv(d / "predictions.csv", keep_default_na=False) for d in (first, second))
+    want = f1_score(b["label"], b["predicted"], average="macro") - f1_score(
+        a["label"], a["predicted"], average="macro"
+    )
+    cell = overall[PAIRED_COLUMN].tolist()
+    assert cell[0] == "" and cell[1].startswith(f"{want:+.3f} [")
+    low, high = (float(v) for v in cell[1].split("[")[1].rstrip("]").split(","))
+    assert low <= want <= high
     for column, folder in zip(["mlp:mlp", "mlp:mlp +TTA"], [first, second], strict=True):
         f1 = pd.read_csv(folder / "per_class.csv").set_index("class")["f1"]
         assert per_class.set_index("class")[column].to_dict() == pytest.approx(f1.to_dict())
@@ -170,7 +187,7 @@ def test_compare_side_by_side(report, small_store, small_model, tmp_path):
     assert pd.read_csv(out / "overall.csv").shape[0] == 2
     assert pd.read_csv(out / "per_class_f1.csv").shape[0] == len(per_class)
     md = (out / "comparison.md").read_text()
-    assert "| mlp:mlp +TTA |" in md and "## F1 per class" in md
+    assert "| mlp:mlp +TTA |" in md and "## F1 per class" in md and "paired" in md
     bad = CliRunner().invoke(compare_command, [str(tmp_path)])
     assert bad.exit_code == 2 and "summary.json" in bad.output
 

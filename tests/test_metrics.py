@@ -15,8 +15,11 @@ from sklearn.metrics import (
 )
 
 from plankton_store.metrics import (
+    bootstrap_intervals,
     format_top_k,
+    macro_f1_rows,
     normalised_confusion,
+    paired_macro_f1_difference,
     per_class_table,
     summary_metrics,
     top_k_accuracy,
@@ -71,6 +74,63 @@ def test_summary_equals_sklearn_scores(predictions):
     assert 0 < s["accuracy"] < s["top3_accuracy"] <= 1
     assert (s["n_samples"], s["n_classes"], s["n_classes_present"]) == (300, 5, 4)
     assert summary_metrics(y_true, y_pred, CLASSES)["top3_accuracy"] is None
+
+
+def test_macro_f1_rows_equals_sklearn_on_every_row():
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 6, (4, 3, 40))
+    noise = rng.integers(0, 7, y_true.shape)  # class 6 is predicted but never true
+    y_pred = np.where(rng.random(y_true.shape) < 0.5, y_true, noise)
+    y_true[0, 0] = 2  # a row with a single true class
+    rows = macro_f1_rows(y_true, y_pred, 7)
+    assert rows.shape == (4, 3)
+    for i, j in np.ndindex(4, 3):
+        want = f1_score(y_true[i, j], y_pred[i, j], average="macro", zero_division=0)
+        assert rows[i, j] == pytest.approx(want, abs=1e-12)
+
+
+def test_bootstrap_intervals_have_the_binomial_width_and_hold_the_estimate():
+    rng = np.random.default_rng(0)
+    n = 4000
+    y_true = rng.integers(0, 5, n)
+    y_pred = np.where(rng.random(n) < 0.8, y_true, (y_true + 1) % 5)
+    ci = bootstrap_intervals(y_true, y_pred, 5)
+    accuracy = np.mean(y_true == y_pred)
+    low, high = ci["accuracy"]
+    assert low < accuracy < high
+    # The bootstrap of a mean is the normal interval +-1.96 sd of a binomial share.
+    half = 1.96 * np.sqrt(accuracy * (1 - accuracy) / n)
+    assert (high - low) / 2 == pytest.approx(half, rel=0.15)
+    low, high = ci["macro_f1"]
+    assert low < f1_score(y_true, y_pred, average="macro") < high < 1
+    assert ci == bootstrap_intervals(y_true, y_pred, 5)  # seeded
+    small = bootstrap_intervals(y_true[:250], y_pred[:250], 5)
+    assert small["macro_f1"][1] - small["macro_f1"][0] > 2 * (high - low)  # fewer images
+    perfect = bootstrap_intervals(y_true, y_true, 5)
+    assert perfect["accuracy"] == perfect["macro_f1"] == [1.0, 1.0]
+    assert bootstrap_intervals(y_true[:1], y_pred[:1], 5) is None
+
+
+def test_paired_difference_tells_a_better_model_from_an_equal_one():
+    rng = np.random.default_rng(1)
+    n = 3000
+    y_true = rng.integers(0, 8, n)
+    wrong = (y_true + 1) % 8
+    a = np.where(rng.random(n) < 0.75, y_true, wrong)
+    b = np.where(rng.random(n) < 0.2, y_true, a)  # a, with a fifth of its errors fixed
+    diff = paired_macro_f1_difference(y_true, a, b, 8)
+    want = f1_score(y_true, b, average="macro") - f1_score(y_true, a, average="macro")
+    assert diff["difference"] == pytest.approx(want, abs=1e-4)
+    low, high = diff["interval"]
+    assert 0 < low < diff["difference"] < high  # b is better, and these images show it
+    # Pairing: the interval of the difference is narrower than either model's own one.
+    own = bootstrap_intervals(y_true, a, 8)["macro_f1"]
+    assert high - low < 0.75 * (own[1] - own[0])
+    noisy = np.where(rng.random(n) < 0.5, a, np.where(rng.random(n) < 0.75, y_true, wrong))
+    low, high = paired_macro_f1_difference(y_true, a, noisy, 8)["interval"]
+    assert low < 0 < high  # as good as a, by construction: not told apart
+    same = paired_macro_f1_difference(y_true, a, a, 8)
+    assert same["difference"] == 0 and same["interval"] == [0, 0]
 
 
 def test_top_k_by_hand():

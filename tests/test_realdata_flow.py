@@ -54,9 +54,11 @@ def test_build_train_evaluate_predict_on_real_images(tmp_path, label_column):
     assert len(weights) == 2 and sum(weights) == pytest.approx(1.0)
     model = pool
     report = tmp_path / "report"
-    run("evaluate", str(store), "--model", str(model), "--out", str(report), "--workers", "1",
-        "--tta")  # fmt: skip
+    output = run("evaluate", str(store), "--model", str(model), "--out", str(report),
+                 "--workers", "1", "--tta")  # fmt: skip
     summary = json.loads((report / "summary.json").read_text())
+    low, high = summary["intervals"]["macro_f1"]
+    assert f"macro f1 {summary['macro_f1']:.3f} [{low:.3f}-{high:.3f}]" in output
     chance = 1 / len(opened.class_names)
     assert summary["accuracy"] > 2 * chance
     assert len(pd.read_csv(report / "per_class.csv")) == len(opened.class_names)
