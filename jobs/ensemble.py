@@ -2,8 +2,10 @@
 
 The members' class probabilities are combined by a weighted geometric mean; the weights are
 chosen by greedy forward selection on the validation split's macro-F1
-(:mod:`plankton_store.ensemble`), never on test. The result is a MODEL_DIR like any other:
-``evaluate`` and ``predict`` (with ``--tta``) take it as they take a single model.
+(:mod:`plankton_store.ensemble`), never on test. With ``--tta`` they are fitted on what
+``evaluate --tta`` will compute: each of the 8 views pooled, then the views averaged. The
+result is a MODEL_DIR like any other: ``evaluate`` and ``predict`` (with ``--tta``) take it
+as they take a single model.
 """
 
 from __future__ import annotations
@@ -72,9 +74,10 @@ def ensemble(
     FileExistsError
         ``out_dir`` holds a model and ``overwrite`` is False.
     """
-    from plankton_store.ensemble import fit_weights, pool_probabilities
+    from plankton_store.ensemble import fit_weights, pool_views
     from plankton_store.metrics import macro_f1
     from plankton_store.models import ENSEMBLE_KIND, TrainedModel, load_model, save_model
+    from plankton_store.tta import predict_proba_views
 
     started = time.perf_counter()
     say = echo or (lambda _: None)
@@ -104,10 +107,16 @@ def ensemble(
     for member in member_dirs:
         model = load_model(member)
         models.append(model)
-        probas.append(predict_inputs(model, inputs, tta, store.attrs["resize_mode"]))
-        say(f"{member}: val macro-F1 {macro_f1(y_val, probas[-1].argmax(axis=1)):.4f}")
+        # With TTA each view goes through the whole ensemble and the pooled views are
+        # averaged (predict_proba_tta of the ensemble): fit on exactly that, so keep views.
+        probas.append(
+            predict_proba_views(model, inputs, store.attrs["resize_mode"])
+            if tta
+            else predict_inputs(model, inputs, False, store.attrs["resize_mode"])
+        )
+        say(f"{member}: val macro-F1 {macro_f1(y_val, _labels(probas[-1])):.4f}")
     weights, best = fit_weights(probas, y_val)
-    pooled = pool_probabilities(probas, weights).argmax(axis=1)
+    pooled = pool_views(probas, weights).argmax(axis=1)
     out.mkdir(parents=True, exist_ok=True)
     feature_columns: dict[str, list[str]] = {}
     for model in models:
@@ -116,7 +125,7 @@ def ensemble(
         model_dir=str(out),
         members=[str(m) for m in member_dirs],
         weights=[round(float(w), 4) for w in weights],
-        member_val_macro_f1=[round(macro_f1(y_val, p.argmax(axis=1)), 4) for p in probas],
+        member_val_macro_f1=[round(macro_f1(y_val, _labels(p)), 4) for p in probas],
         val_macro_f1=round(best, 4),
         val_accuracy=round(float(np.mean(pooled == y_val)), 4),
         seconds=0.0,
@@ -152,6 +161,13 @@ def ensemble(
         f"wrote {out} in {result.seconds:.1f} s"
     )
     return result
+
+
+def _labels(proba: np.ndarray) -> np.ndarray:
+    """One member's predicted classes, scored as fit_weights scores it (views averaged)."""
+    from plankton_store.ensemble import pool_views
+
+    return pool_views([proba], [1.0]).argmax(axis=1)
 
 
 @click.command("ensemble")

@@ -18,26 +18,27 @@ import numpy as np
 
 from plankton_store.metrics import macro_f1
 
-__all__ = ["fit_weights", "pool_probabilities"]
+__all__ = ["fit_weights", "pool_probabilities", "pool_views"]
 
 #: Floor of a probability before its log: one member's 0 must not veto a class outright.
 _EPS = 1e-6
 
 
 def pool_probabilities(probas: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    """Weighted geometric mean of ``(n, n_classes)`` probability arrays, rows summing to 1.
+    """Weighted geometric mean of ``(..., n_classes)`` probability arrays, rows summing to 1.
 
     Parameters
     ----------
     probas
-        One array per member, columns in the same class order.
+        One array per member, all of one shape, columns in the same class order; leading
+        axes (e.g. the views of test-time augmentation) are pooled element by element.
     weights
         Non-negative, one per member (normalised here); members with weight 0 are skipped.
 
     Returns
     -------
     numpy.ndarray
-        ``(n, n_classes)`` float32.
+        float32, the shape of each member's array.
     """
     w = np.asarray(weights, dtype=np.float64)
     if len(w) != len(probas) or (w < 0).any() or w.sum() <= 0:
@@ -45,9 +46,22 @@ def pool_probabilities(probas: Sequence[np.ndarray], weights: Sequence[float]) -
     w = w / w.sum()
     pairs = zip(w, probas, strict=True)
     log_pool = sum(wi * np.log(np.clip(p, _EPS, 1.0)) for wi, p in pairs if wi > 0)
-    log_pool = log_pool - log_pool.max(axis=1, keepdims=True)
+    log_pool = log_pool - log_pool.max(axis=-1, keepdims=True)
     pooled = np.exp(log_pool)
-    return (pooled / pooled.sum(axis=1, keepdims=True)).astype(np.float32)
+    return (pooled / pooled.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def pool_views(probas: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """The pooled probabilities of members given per view, ``(views, n, n_classes)`` each:
+    pooled view by view, then averaged over the views.
+
+    This is what an ensemble predicts under test-time augmentation (each view goes through
+    the whole ensemble, :func:`plankton_store.tta.predict_proba_tta`), so weights fitted on
+    it are fitted on the very predictions ``evaluate --tta`` makes. Plain ``(n, n_classes)``
+    members are pooled as :func:`pool_probabilities` does.
+    """
+    pooled = pool_probabilities(probas, weights)
+    return pooled.mean(axis=0) if pooled.ndim == 3 else pooled
 
 
 def fit_weights(
@@ -61,7 +75,8 @@ def fit_weights(
     Parameters
     ----------
     probas
-        Each member's probabilities on the held-out (val) samples.
+        Each member's probabilities on the held-out (val) samples: ``(n, n_classes)``, or
+        ``(views, n, n_classes)`` to fit the test-time-augmented ensemble (:func:`pool_views`).
     y_true
         Their true class indices.
     rounds
@@ -79,7 +94,7 @@ def fit_weights(
     if not probas:
         raise ValueError("an ensemble needs at least one member")
     counts = np.zeros(len(probas))
-    singles = [score(y_true, p.argmax(axis=1)) for p in probas]
+    singles = [score(y_true, pool_views([p], [1.0]).argmax(axis=1)) for p in probas]
     counts[int(np.argmax(singles))] = 1
     best_counts, best = counts.copy(), max(singles)
     # Caruana's procedure: always add the best candidate (a worse step may open a better
@@ -89,7 +104,7 @@ def fit_weights(
         for j in range(len(probas)):
             trial = counts.copy()
             trial[j] += 1
-            trials.append(score(y_true, pool_probabilities(probas, trial).argmax(axis=1)))
+            trials.append(score(y_true, pool_views(probas, trial).argmax(axis=1)))
         counts[int(np.argmax(trials))] += 1
         if max(trials) > best:
             best_counts, best = counts.copy(), max(trials)

@@ -82,14 +82,14 @@ def tta_views(
         yield name, *dihedral_view(images, orig_height, orig_width, name, resize_mode)
 
 
-def predict_proba_tta(
+def predict_proba_views(
     model: object,
     inputs: object,
     resize_mode: ResizeMode = "stretch",
     batch_size: int = 1024,
     predict: Callable[[object, object], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Mean class probabilities over the 8 views of ``inputs``.
+    """Class probabilities of each of the 8 views of ``inputs``, ``(8, n, n_classes)`` float32.
 
     Parameters
     ----------
@@ -104,26 +104,41 @@ def predict_proba_tta(
         The store's resize mode, used to bring rotated non-square views back to shape.
     predict
         Override of ``model.predict_proba`` (tests).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n, n_classes)``: the arithmetic mean of the 8 probability arrays.
     """
     if predict is None:
 
         def predict(m: object, x: object) -> np.ndarray:
             return m.predict_proba(x, batch_size=batch_size)  # type: ignore[attr-defined]
 
-    total = None
-    for _name, images, height, width in tta_views(
-        inputs.images,  # type: ignore[attr-defined]
-        inputs.orig_height,  # type: ignore[attr-defined]
-        inputs.orig_width,  # type: ignore[attr-defined]
-        resize_mode,
-    ):
-        view = replace(inputs, images=images, orig_height=height, orig_width=width)  # type: ignore[type-var]
-        proba = np.asarray(predict(model, view), dtype=np.float64)
-        total = proba if total is None else total + proba
-    assert total is not None
-    return total / len(DIHEDRAL)
+    views = [
+        np.asarray(
+            predict(model, replace(inputs, images=images, orig_height=height, orig_width=width)),  # type: ignore[type-var]
+            dtype=np.float32,
+        )
+        for _name, images, height, width in tta_views(
+            inputs.images,  # type: ignore[attr-defined]
+            inputs.orig_height,  # type: ignore[attr-defined]
+            inputs.orig_width,  # type: ignore[attr-defined]
+            resize_mode,
+        )
+    ]
+    return np.stack(views)
+
+
+def predict_proba_tta(
+    model: object,
+    inputs: object,
+    resize_mode: ResizeMode = "stretch",
+    batch_size: int = 1024,
+    predict: Callable[[object, object], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Mean class probabilities over the 8 views of ``inputs``
+    (:func:`predict_proba_views`, same parameters).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, n_classes)``: the arithmetic mean of the 8 probability arrays.
+    """
+    views = predict_proba_views(model, inputs, resize_mode, batch_size, predict)
+    return views.mean(axis=0, dtype=np.float64)

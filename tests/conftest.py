@@ -126,9 +126,12 @@ def small_store(small_export: Path, tmp_path_factory: pytest.TempPathFactory, da
     return path
 
 
-def fit_small_model(store_path: str, model_dir: Path, kind: str = "mlp") -> Path:
+def fit_small_model(
+    store_path: str, model_dir: Path, kind: str = "mlp", regularisation: float = 1.0
+) -> Path:
     """Save a tiny real scikit-learn model of ``store_path`` (logistic regression on the
-    standardised pixels for ``mlp``, on the feature tables + log sizes for ``features``)."""
+    standardised pixels for ``mlp``, on the feature tables + log sizes for ``features``;
+    ``regularisation`` is its ``C``: small values give a weak, unsure model)."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -151,7 +154,7 @@ def fit_small_model(store_path: str, model_dir: Path, kind: str = "mlp") -> Path
     with warnings.catch_warnings():
         # Convergence does not matter for a test model; it only has to be real and imperfect.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        estimator = LogisticRegression(max_iter=300).fit(x, store.labels[train])
+        estimator = LogisticRegression(C=regularisation, max_iter=300).fit(x, store.labels[train])
     model = TrainedModel(
         kind=kind,
         estimator=estimator,

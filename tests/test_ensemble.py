@@ -16,7 +16,7 @@ from jobs.ensemble import ensemble, ensemble_command
 from jobs.evaluate import evaluate
 from jobs.predict import predict_source
 from plankton_store import format as fmt
-from plankton_store.ensemble import fit_weights, pool_probabilities
+from plankton_store.ensemble import fit_weights, pool_probabilities, pool_views
 from plankton_store.inference import ModelMismatchError, cached_model, read_model_info
 from plankton_store.metrics import macro_f1
 from plankton_store.plan import BuildOptions
@@ -86,6 +86,50 @@ def test_ensemble_is_a_model_dir_no_worse_on_val_than_its_members(featureless, t
                   echo=quiet)  # fmt: skip
     assert ev.summary["macro_f1"] == pytest.approx(result.val_macro_f1, abs=1e-4)
     assert ev.summary["model"]["kind"] == "ensemble"
+
+
+def test_weights_fitted_with_tta_are_scored_as_evaluate_tta_scores(featureless, tmp_path):
+    """The val figures the ensemble reports are those evaluate --tta computes with it."""
+    _, store, _, features_model, _ = featureless
+    # A weak, unsure image model, so that both members get a weight (the fixture's image
+    # model is perfect on val and takes all of it).
+    weak = fit_small_model(store, tmp_path / "weak", kind="mlp", regularisation=1e-6)
+    result = ensemble(store, [weak, features_model], tmp_path / "pool", tta=True, echo=quiet)
+    assert 0 < min(result.weights) and result.val_macro_f1 < 1
+    ev = evaluate(store, result.model_dir, tmp_path / "report", split="val", tta=True,
+                  progress=False, echo=quiet)  # fmt: skip
+    assert ev.summary["macro_f1"] == pytest.approx(result.val_macro_f1, abs=5e-5)  # 4 decimals
+    assert ev.summary["accuracy"] == pytest.approx(result.val_accuracy, abs=1e-4)
+
+
+def test_weights_fitted_on_views_beat_weights_fitted_on_averaged_views():
+    """What TTA deploys is each view pooled, then averaged: fitting the weights on members'
+    averaged views optimises another function, and does worse on the deployed one."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 300)
+
+    def member(strength: float) -> np.ndarray:  # 8 views that disagree, true class favoured
+        logits = rng.normal(0, 1.5, (8, 300, 4))
+        logits[:, np.arange(300), y] += strength
+        return np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+
+    views = [member(1.0), member(0.8)]
+    weights, best = fit_weights(views, y)
+    assert best == pytest.approx(macro_f1(y, pool_views(views, weights).argmax(1)))
+    averaged, _ = fit_weights([v.mean(0) for v in views], y)
+    assert best > macro_f1(y, pool_views(views, averaged).argmax(1)) + 0.005
+
+
+def test_pool_views_pools_each_view_then_averages():
+    rng = np.random.default_rng(2)
+    a, b = rng.dirichlet(np.ones(5), size=(8, 30)), rng.dirichlet(np.ones(5), size=(8, 30))
+    pooled = pool_views([a, b], [0.7, 0.3])
+    per_view = [pool_probabilities([a[v], b[v]], [0.7, 0.3]) for v in range(8)]
+    np.testing.assert_allclose(pooled, np.mean(per_view, axis=0), rtol=1e-5)
+    mean_first = pool_probabilities([a.mean(0), b.mean(0)], [0.7, 0.3])
+    assert not np.allclose(pooled, mean_first, atol=1e-3)  # the order matters
+    np.testing.assert_allclose(pool_views([a[0], b[0]], [1, 1]), pool_probabilities(
+        [a[0], b[0]], [1, 1]))  # fmt: skip
 
 
 def test_predict_on_an_export_computes_the_features_as_build_store_did(
