@@ -36,6 +36,7 @@ from plankton_store.inference import (
     read_model_info,
 )
 from plankton_store.metrics import (
+    BOOTSTRAP_RESAMPLES,
     bootstrap_intervals,
     normalised_confusion,
     per_class_table,
@@ -56,6 +57,10 @@ REPORT_FILES = (
 )
 #: Overall figures, in the order reports and comparisons show them.
 METRICS = ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy", "top3_accuracy")
+#: Columns of :func:`compare_reports`: each report's macro-F1 interval, and its macro-F1
+#: against the first report's on the same images.
+INTERVAL_COLUMN = "macro_f1 95% interval"
+PAIRED_COLUMN = "macro_f1 vs first [95% paired interval]"
 #: Samples per in-process batch (Keras) and per Dask task when a store has huge shards.
 BATCH = 4096
 
@@ -491,7 +496,7 @@ def compare_reports(
                 + (f" [{s['data']['split']}]" if s["data"].get("split") else ""),
                 "n_samples": s["n_samples"],
                 **{m: s.get(m) for m in METRICS},
-                "macro_f1 95% interval": _interval(s, "macro_f1"),
+                INTERVAL_COLUMN: _interval(s, "macro_f1"),
             }
             for name, d, (s, _) in zip(names, report_dirs, reports, strict=True)
         ]
@@ -518,10 +523,6 @@ def compare_reports(
     per_class["best"] = [_best(names, row) for row in f1]
     per_class = per_class.sort_values(names[0], kind="stable").reset_index(drop=True)
     return overall, per_class, notes
-
-
-#: Column of :func:`compare_reports`: macro-F1 against the first report, on the same images.
-PAIRED_COLUMN = "macro_f1 vs first [95% paired interval]"
 
 
 def _paired_differences(
@@ -600,7 +601,8 @@ def comparison_markdown(overall: pd.DataFrame, per_class: pd.DataFrame, notes: l
     lines += ["## Overall", "", *_md_table(overall.drop(columns="report")), ""]
     if PAIRED_COLUMN in overall:
         lines += [
-            "Intervals: percentile bootstrap over the scored images (1,000 resamples). The "
+            f"Intervals: percentile bootstrap over the scored images ({BOOTSTRAP_RESAMPLES:,} "
+            "resamples). The "
             "paired difference resamples images with both models' predictions; where its "
             "interval holds 0, these images do not tell the model from the first one.",
             "",

@@ -7,7 +7,7 @@ its precision, recall and F1 follow scikit-learn's ``zero_division=0`` conventio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -111,8 +111,6 @@ def bootstrap_intervals(
         ``{"confidence", "resamples", "accuracy": [low, high], "macro_f1": [low, high]}``;
         None with fewer than two samples.
     """
-    from scipy.stats import bootstrap
-
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if len(y_true) < 2:
         return None
@@ -125,19 +123,34 @@ def bootstrap_intervals(
 
     result: dict[str, Any] = {"confidence": confidence, "resamples": n_resamples}
     for name, statistic in (("accuracy", accuracy), ("macro_f1", macro)):
-        interval = bootstrap(
-            (y_true, y_pred),
-            statistic,
-            n_resamples=n_resamples,
-            batch=100,  # 100 resamples x n labels per call: bounded memory at any n
-            vectorized=True,
-            paired=True,
-            confidence_level=confidence,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        ).confidence_interval
-        result[name] = [round(float(interval.low), 4), round(float(interval.high), 4)]
+        result[name] = _percentile_interval(
+            (y_true, y_pred), statistic, confidence, n_resamples, seed
+        )
     return result
+
+
+def _percentile_interval(
+    data: tuple[np.ndarray, ...],
+    statistic: Callable[..., np.ndarray],
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+) -> list[float]:
+    """``[low, high]`` of a paired percentile bootstrap of a vectorised ``statistic``."""
+    from scipy.stats import bootstrap
+
+    interval = bootstrap(
+        data,
+        statistic,
+        n_resamples=n_resamples,
+        batch=100,  # 100 resamples x n labels per call: bounded memory at any n
+        vectorized=True,
+        paired=True,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
+    return [round(float(interval.low), 4), round(float(interval.high), 4)]
 
 
 def paired_macro_f1_difference(
@@ -162,8 +175,6 @@ def paired_macro_f1_difference(
         ``{"difference", "interval": [low, high], "confidence", "resamples"}``; None with
         fewer than two samples.
     """
-    from scipy.stats import bootstrap
-
     y_true, a, b = (np.asarray(v) for v in (y_true, y_pred_a, y_pred_b))
     if len(y_true) < 2:
         return None
@@ -172,20 +183,9 @@ def paired_macro_f1_difference(
         t, a, b = (np.moveaxis(v, axis, -1) for v in (t, a, b))
         return macro_f1_rows(t, b, n_classes) - macro_f1_rows(t, a, n_classes)
 
-    interval = bootstrap(
-        (y_true, a, b),
-        difference,
-        n_resamples=n_resamples,
-        batch=100,
-        vectorized=True,
-        paired=True,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    ).confidence_interval
     return {
         "difference": round(float(difference(y_true, a, b)), 4),
-        "interval": [round(float(interval.low), 4), round(float(interval.high), 4)],
+        "interval": _percentile_interval((y_true, a, b), difference, confidence, n_resamples, seed),
         "confidence": confidence,
         "resamples": n_resamples,
     }

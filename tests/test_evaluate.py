@@ -13,6 +13,7 @@ from PIL import Image
 from sklearn.metrics import classification_report, f1_score
 
 from jobs.evaluate import (
+    INTERVAL_COLUMN,
     PAIRED_COLUMN,
     REPORT_FILES,
     compare_command,
@@ -168,7 +169,7 @@ def test_compare_side_by_side(report, small_store, small_model, tmp_path):
     overall, per_class, notes = compare_reports([first, second])
     assert overall["model"].tolist() == ["mlp:mlp", "mlp:mlp +TTA"] and not notes
     low, high = json.loads((first / "summary.json").read_text())["intervals"]["macro_f1"]
-    assert overall["macro_f1 95% interval"][0] == f"{low:.3f}-{high:.3f}"
+    assert overall[INTERVAL_COLUMN][0] == f"{low:.3f}-{high:.3f}"
     # The paired difference to the first report, computed from the two predictions.csv.
     a, b = (pd.read_csv(d / "predictions.csv", keep_default_na=False) for d in (first, second))
     want = f1_score(b["label"], b["predicted"], average="macro") - f1_score(
