@@ -34,6 +34,7 @@ from plankton_store.inference import (
     predict_inputs,
     predict_store_block,
     read_model_info,
+    tta_mismatch_note,
 )
 from plankton_store.metrics import (
     BOOTSTRAP_RESAMPLES,
@@ -211,7 +212,7 @@ def evaluate(
     """
     started = time.perf_counter()
     info = read_model_info(model_dir)
-    notes: list[str] = []
+    notes = [note] if (note := tta_mismatch_note(info, tta)) else []
     if is_store(source):
         store = open_store(str(source))
         if split not in SPLITS:

@@ -30,6 +30,7 @@ from plankton_store.inference import (
     ModelMismatchError,
     predict_export_block,
     read_model_info,
+    tta_mismatch_note,
 )
 from plankton_store.metrics import format_top_k
 from plankton_store.sources import META_FILE, Export, ExportError, read_export
@@ -281,6 +282,8 @@ def predict_source(
         f"{info.image_size[0]}x{info.image_size[1]} {info.resize_mode}"
         + (", TTA x8" if tta else "")
     )
+    if note := tta_mismatch_note(info, tta):
+        echo(f"Note: {note}")
     classified = classify_export(export, info, client, tta, block_size, progress=progress)
     frame = predictions_frame(
         export.table, classified.ok, classified.proba, info.class_names, has_labels

@@ -49,6 +49,8 @@ class ModelInfo:
     resize_mode: str
     feature_columns: dict[str, list[str]] = field(default_factory=dict)
     is_keras: bool = False
+    #: Ensembles only: whether their weights were fitted on test-time-augmented predictions.
+    fitted_with_tta: bool | None = None
 
     @property
     def name(self) -> str:
@@ -80,6 +82,20 @@ def read_model_info(model_dir: str | os.PathLike[str]) -> ModelInfo:
         resize_mode=str(meta.get("resize_mode", "stretch")),
         feature_columns={k: list(v) for k, v in (meta.get("feature_columns") or {}).items()},
         is_keras=_uses_keras(Path(model_dir), meta),
+        fitted_with_tta=meta.get("fitted_with_tta"),
+    )
+
+
+def tta_mismatch_note(info: ModelInfo, tta: bool) -> str | None:
+    """A note when an ensemble is used with another ``--tta`` setting than its weights were
+    fitted for (they may then not be the best ones), else None."""
+    if info.fitted_with_tta is None or info.fitted_with_tta == tta:
+        return None
+    fitted, used = ("with", "without") if info.fitted_with_tta else ("without", "with")
+    return (
+        f"the ensemble {info.name} had its weights fitted {fitted} --tta and is used {used} "
+        f"it: its weights were chosen for other predictions (run `plankton-jobs ensemble` "
+        f"{'with' if tta else 'without'} --tta to match)"
     )
 
 

@@ -100,6 +100,11 @@ def test_weights_fitted_with_tta_are_scored_as_evaluate_tta_scores(featureless, 
                   progress=False, echo=quiet)  # fmt: skip
     assert ev.summary["macro_f1"] == pytest.approx(result.val_macro_f1, abs=5e-5)  # 4 decimals
     assert ev.summary["accuracy"] == pytest.approx(result.val_accuracy, abs=1e-4)
+    assert not ev.summary["notes"]
+    # Used without the TTA its weights were fitted for: the report says so.
+    plain = evaluate(store, result.model_dir, tmp_path / "plain", split="val", progress=False,
+                     echo=quiet)  # fmt: skip
+    assert any("fitted with --tta and is used without" in n for n in plain.summary["notes"])
 
 
 def test_weights_fitted_on_views_beat_weights_fitted_on_averaged_views():
