@@ -36,7 +36,7 @@ import pandas as pd
 
 from jobs.build_store import build_store
 from jobs.ensemble import ensemble
-from jobs.evaluate import evaluate
+from jobs.evaluate import PAIRED_COLUMN, compare_reports, evaluate
 from jobs.train import TrainOptions, train
 from plankton_store.plan import BuildOptions
 
@@ -121,6 +121,10 @@ def run_level(
         val_macro_f1=pool.val_macro_f1,
         weights=dict(zip(["cnn", "features"], pool.weights, strict=True)),
         cnn_alone={k: cnn_alone[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
+        # The pool's macro-F1 minus the cnn's on the same test images, paired interval.
+        pool_minus_cnn=compare_reports([workdir / f"report-cnn-{level}", report])[0][
+            PAIRED_COLUMN
+        ].iloc[1],
         features_val_macro_f1=round(features.val_macro_f1, 4),
         cnn_val_macro_f1=round(result.val_macro_f1, 4),
         tta=tta,
@@ -173,7 +177,8 @@ def main() -> None:
         )
         alone = r["cnn_alone"]
         print(
-            f"  (cnn alone: accuracy {alone['accuracy']:.4f}, macro-F1 {alone['macro_f1']:.4f}; "
+            f"  (cnn alone: accuracy {alone['accuracy']:.4f}, macro-F1 {alone['macro_f1']:.4f}, "
+            f"pool minus cnn {r['pool_minus_cnn']} (paired 95% interval); "
             f"ensemble weights {r['weights']}; val macro-F1 cnn {r['cnn_val_macro_f1']}, "
             f"features {r['features_val_macro_f1']}, ensemble {r['val_macro_f1']})"
         )
