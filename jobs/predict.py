@@ -106,7 +106,8 @@ def aligned_export_features(export: Export, info: ModelInfo) -> dict[str, np.nda
             raise ModelMismatchError(
                 f"model {info.model_dir} uses the feature table {table!r}, which "
                 f"{export.root} does not have (features_{table}.csv.gz); classify an "
-                "export with that table, or use an image model"
+                "export with that table, or a model that needs none (mlp, or a cnn "
+                "trained with --head softmax)"
             )
         frame = frame[~frame.index.duplicated(keep="first")]
         out[table] = frame.reindex(index=objids, columns=columns).to_numpy(np.float32)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from jobs.cluster import cluster_options, dask_client
 from jobs.options import seed_option
+from plankton_store.head import HEAD_CHOICES, HEAD_MAX_ROWS, fit_head, head_sample
 from plankton_store.metrics import macro_f1
 from plankton_store.models import (
     MODEL_KINDS,
@@ -84,6 +85,7 @@ class TrainOptions:
     seed: int = 0
     threads: int | None = None
     memory_limit: int = DEFAULT_MEMORY_LIMIT
+    head: str | None = None
 
     def resolved(self) -> TrainOptions:
         """These options with every ``None`` default filled in for the model."""
@@ -99,6 +101,7 @@ class TrainOptions:
             augment=augment if self.augment is None else self.augment,
             threads=self.threads or _cpus(),
             hidden=tuple(int(h) for h in self.hidden),
+            head=self.head or ("logistic" if self.model == "cnn" else "softmax"),
         )
         if options.balance not in BALANCE_POLICIES:
             raise ValueError(
@@ -106,6 +109,10 @@ class TrainOptions:
             )
         if options.augment and options.model not in ("cnn", "seed-cnn"):
             raise ValueError("--augment is for the cnn and seed-cnn models")
+        if options.head not in HEAD_CHOICES:
+            raise ValueError(f"unknown --head {options.head!r}; choose from {HEAD_CHOICES}")
+        if options.head != "softmax" and options.model != "cnn":
+            raise ValueError("--head auto / logistic is for the cnn model")
         if options.epochs < 1 or (options.model != "features" and options.batch_size < 1):
             raise ValueError("--epochs and --batch-size must be at least 1")
         return options
@@ -292,27 +299,94 @@ def train(
             "val_macro_f1": float(best["val_macro_f1"]),
             "val_accuracy": float(best["val_accuracy"]),
             "train_samples": len(train_set),
-            "train_seconds": round(time.perf_counter() - started, 3),
         },
     )
+    if options.head != "softmax":
+        with threadpool_limits(limits=options.threads):
+            _refit_head(model, st, train_set, val, val_y, options, echo)
+    model.info["train_seconds"] = round(time.perf_counter() - started, 3)
     save_model(out, model, frame)
     seconds = time.perf_counter() - started
+    val_f1, val_accuracy = model.info["val_macro_f1"], model.info["val_accuracy"]
     if echo:
         echo(
-            f"best epoch {history.best_epoch}: val macro-F1 {best['val_macro_f1']:.4f}, "
-            f"val accuracy {best['val_accuracy']:.4f}; wrote {out} in {seconds:.1f} s"
+            f"best epoch {history.best_epoch}: val macro-F1 {val_f1:.4f}, "
+            f"val accuracy {val_accuracy:.4f}; wrote {out} in {seconds:.1f} s"
         )
     return TrainResult(
         model_dir=str(out),
         model=options.model,
-        val_macro_f1=float(best["val_macro_f1"]),
-        val_accuracy=float(best["val_accuracy"]),
+        val_macro_f1=float(val_f1),
+        val_accuracy=float(val_accuracy),
         best_epoch=int(history.best_epoch),
         epochs_run=len(frame),
         seconds=seconds,
         train_samples_per_second=history.train_samples / max(history.train_seconds, 1e-9),
         options=model.info["options"],
     )
+
+
+def _refit_head(
+    model: TrainedModel,
+    st: Any,
+    train_set: TrainSet,
+    val: ModelInputs,
+    val_y: np.ndarray,
+    options: TrainOptions,
+    echo: Callable[[str], None] | None,
+) -> None:
+    """Fit a cnn's logistic-regression head (:mod:`plankton_store.head`) and keep it when
+    ``--head logistic``, or with ``auto`` when it scores at least as well on val.
+
+    Both heads are scored on the 8 dihedral views of val (as ``evaluate --tta`` does): the
+    one-view figure of the softmax layer is that of the epoch picked for it, so it is biased
+    upwards. Both heads' figures go in ``model.info["head_fit"]``.
+    """
+    from plankton_store.tta import predict_proba_tta
+
+    started = time.perf_counter()
+    n_classes = len(model.class_names)
+    rows = head_sample(train_set.labels, HEAD_MAX_ROWS // 8, seed=options.seed)
+    inputs = ModelInputs.from_store(st, train_set.indices[rows])
+    columns = {t: st.features(t)[1] for t in st.feature_tables}
+    head = fit_head(
+        model.embed,
+        lambda x: feature_matrix(x, columns),
+        inputs,
+        train_set.labels[rows],
+        np.bincount(train_set.labels, minlength=n_classes),
+        model.resize_mode,
+    )
+    candidate = copy.copy(model)
+    candidate.head, candidate.feature_columns = head, columns
+    scores = {
+        name: _val_metrics(
+            predict_proba_tta(m, val, m.resize_mode).astype(np.float64),  # type: ignore[arg-type]
+            val_y,
+        )
+        for name, m in (("softmax", model), ("logistic", candidate))
+    }
+    softmax, logistic = scores["softmax"], scores["logistic"]
+    keep = options.head == "logistic" or logistic["val_macro_f1"] >= softmax["val_macro_f1"]
+    model.info["head_fit"] = {
+        **{
+            name: {k: round(v, 4) for k, v in s.items() if k != "val_loss"}
+            for name, s in scores.items()
+        },
+        "views": 8,
+        "train_samples": len(rows),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if keep:
+        model.head, model.feature_columns = head, columns
+    if echo:
+        echo(
+            f"logistic head, val with 8 views: macro-F1 {logistic['val_macro_f1']:.4f} "
+            f"against {softmax['val_macro_f1']:.4f} for the softmax layer, accuracy "
+            f"{logistic['val_accuracy']:.4f} against {softmax['val_accuracy']:.4f} "
+            f"({time.perf_counter() - started:.0f} s): "
+            + ("kept" if keep else "not kept (--head logistic keeps it anyway)")
+        )
 
 
 def _sampler(train_set: TrainSet, options: TrainOptions, represent: np.ndarray | None = None):
@@ -797,6 +871,15 @@ def run_grid(
     help="Hold train images in RAM up to this size; larger train splits are streamed.",
 )
 @click.option(
+    "--head",
+    type=click.Choice(HEAD_CHOICES),
+    default=None,
+    help="cnn only: after training, refit its classifier as a logistic regression on the "
+    "net's embedding, the store's feature tables and the original size (8 views of the "
+    "train split). logistic [cnn default] keeps it; auto keeps it if it scores at least as "
+    "well on val macro-F1 (8 views); softmax keeps the net's own layer.",
+)
+@click.option(
     "--grid",
     "grid",
     multiple=True,
@@ -820,6 +903,7 @@ def train_command(
     seed: int,
     threads: int | None,
     memory_limit: float,
+    head: str | None,
     grid: tuple[str, ...],
     overwrite: bool,
     workers: int | None,
@@ -848,6 +932,7 @@ def train_command(
             seed=seed,
             threads=threads,
             memory_limit=int(memory_limit * 1024**3),
+            head=head,
         )
         options.resolved()
         combos = parse_grid(grid) if grid else []

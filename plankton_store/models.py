@@ -8,7 +8,9 @@ A MODEL_DIR holds::
     model.json                  kind, class_names, label_column, store_fingerprint, store,
                                 image_size, resize_mode, normalisation, feature_columns,
                                 options, seed, best_epoch, val_macro_f1, val_accuracy,
-                                plankton_jobs_version
+                                head, plankton_jobs_version
+    head.skops                  a ``cnn``'s logistic-regression head, if it has one
+                                (:mod:`plankton_store.head`): it replaces the softmax layer
     history.csv                 one row per epoch: epoch, loss, accuracy, val_loss,
                                 val_accuracy, val_macro_f1, lr, samples, seconds, elapsed
     history.png                 loss, accuracy and validation macro-F1 curves
@@ -66,6 +68,7 @@ SKOPS_TRUSTED: tuple[str, ...] = (
     "sklearn._loss.loss.HalfMultinomialLoss",
     "sklearn._loss.link.MultinomialLogit",
     "sklearn._loss.link.Interval",
+    "numpy.dtype",  # in the imputer of a cnn's logistic head
 )
 
 
@@ -310,6 +313,9 @@ class TrainedModel:
         The rest of ``model.json`` (options, seed, best_epoch, val metrics, store, ...).
     estimator
         The Keras model or scikit-learn estimator.
+    head
+        A ``cnn``'s logistic-regression head (:mod:`plankton_store.head`), or None: the
+        Keras model's own softmax layer. With a head, ``feature_columns`` are its tables.
     """
 
     def __init__(
@@ -324,10 +330,15 @@ class TrainedModel:
         normalisation: Normalisation,
         feature_columns: dict[str, list[str]] | None = None,
         info: dict[str, Any] | None = None,
+        head: Any = None,
     ) -> None:
         if kind not in (*MODEL_KINDS, ENSEMBLE_KIND):
             raise ValueError(f"unknown model kind {kind!r}; choose from {MODEL_KINDS}")
+        if head is not None and kind != "cnn":
+            raise ValueError(f"only a cnn has a head, not a {kind}")
         self.kind = kind
+        self.head = head
+        self._embedder: Any = None
         self.estimator = estimator
         self.class_names = list(class_names)
         self.label_column = label_column
@@ -364,6 +375,8 @@ class TrainedModel:
                 raise ValueError(
                     f"images are {inputs.images.shape[1:]}, the model expects {self.image_size}"
                 )
+            if self.head is not None:
+                return self._head_proba(inputs, batch_size)
             proba = self.estimator.predict(
                 keras_inputs(inputs, self.kind), batch_size=batch_size, verbose=0
             )
@@ -383,6 +396,34 @@ class TrainedModel:
             out[rows, columns] = self.estimator.predict_proba(x)
         return _normalise_rows(out)
 
+    @property
+    def head_kind(self) -> str:
+        """``logistic`` for a cnn with a refitted head, else ``softmax``."""
+        return "softmax" if self.head is None else "logistic"
+
+    def embed(self, inputs: ModelInputs, batch_size: int = 1024) -> np.ndarray:
+        """A ``cnn``'s embedding ``(n, d)`` float32: what its softmax layer (or head) sees."""
+        if self.kind != "cnn":
+            raise ValueError(f"only a cnn has an embedding, not a {self.kind}")
+        if self._embedder is None:
+            from plankton_store.head import embedding_model
+
+            self._embedder = embedding_model(self.estimator)
+        out = self._embedder.predict(
+            keras_inputs(inputs, self.kind), batch_size=batch_size, verbose=0
+        )
+        return np.asarray(out, dtype=np.float32)
+
+    def _head_proba(self, inputs: ModelInputs, batch_size: int) -> np.ndarray:
+        from plankton_store.head import head_matrix
+
+        x = head_matrix(
+            self.embed(inputs, batch_size), feature_matrix(inputs, self.feature_columns)
+        )
+        out = np.zeros((len(inputs), len(self.class_names)), dtype=np.float32)
+        out[:, np.asarray(self.head.classes_, dtype=np.int64)] = self.head.predict_proba(x)
+        return _normalise_rows(out)
+
     def metadata(self) -> dict[str, Any]:
         """The content of ``model.json``."""
         return {
@@ -396,6 +437,11 @@ class TrainedModel:
             "feature_columns": self.feature_columns,
             "plankton_jobs_version": __version__,
             **self.info,
+            **(
+                {"head": "softmax" if self.head is None else "logistic"}
+                if self.kind == "cnn"
+                else {}
+            ),
         }
 
 
@@ -427,6 +473,12 @@ def save_model(
         import skops.io as sio
 
         sio.dump(model.estimator, target)
+    if model.head is not None:
+        import skops.io as sio
+
+        from plankton_store.head import HEAD_FILE
+
+        sio.dump(model.head, path / HEAD_FILE)
     (path / MODEL_JSON).write_text(json.dumps(model.metadata(), indent=2, default=_json) + "\n")
     if history is not None:
         history.to_csv(path / HISTORY_CSV, index=False)
@@ -472,13 +524,14 @@ def load_model(model_dir: str | os.PathLike) -> TrainedModel:
 
         estimator = keras.saving.load_model(target, compile=False, safe_mode=True)
     else:
-        import skops.io as sio
+        estimator = _load_skops(target)
+    head = None
+    if meta.get("head") == "logistic":
+        from plankton_store.head import HEAD_FILE
 
-        untrusted = sio.get_untrusted_types(file=target)
-        unknown = sorted(set(untrusted) - set(SKOPS_TRUSTED))
-        if unknown:
-            raise ValueError(f"{target} holds types that are not on the allow-list: {unknown}")
-        estimator = sio.load(target, trusted=untrusted)
+        if not (path / HEAD_FILE).is_file():
+            raise FileNotFoundError(f"{path}: {HEAD_FILE} is missing (model.json says head)")
+        head = _load_skops(path / HEAD_FILE)
     known = {
         "kind",
         "class_names",
@@ -488,6 +541,7 @@ def load_model(model_dir: str | os.PathLike) -> TrainedModel:
         "resize_mode",
         "normalisation",
         "feature_columns",
+        "head",
     }
     return TrainedModel(
         kind=kind,
@@ -500,7 +554,19 @@ def load_model(model_dir: str | os.PathLike) -> TrainedModel:
         normalisation=Normalisation.from_dict(meta["normalisation"]),
         feature_columns=meta.get("feature_columns") or {},
         info={k: v for k, v in meta.items() if k not in known},
+        head=head,
     )
+
+
+def _load_skops(target: Path) -> Any:
+    """A skops file, trusting only skops' defaults and :data:`SKOPS_TRUSTED`."""
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=target)
+    unknown = sorted(set(untrusted) - set(SKOPS_TRUSTED))
+    if unknown:
+        raise ValueError(f"{target} holds types that are not on the allow-list: {unknown}")
+    return sio.load(target, trusted=untrusted)
 
 
 def plot_history(history: pd.DataFrame, out: str | os.PathLike, title: str = "") -> None:
