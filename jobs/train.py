@@ -287,9 +287,7 @@ def train(
         image_size=st.image_size,
         resize_mode=st.attrs.get("resize_mode", "stretch"),
         normalisation=normalisation,
-        feature_columns=(
-            {t: st.features(t)[1] for t in st.feature_tables} if options.model == "features" else {}
-        ),
+        feature_columns=_feature_columns(st) if options.model == "features" else {},
         info={
             "store": str(store),
             "options": {**asdict(options), "hidden": list(options.hidden)},
@@ -307,23 +305,27 @@ def train(
     model.info["train_seconds"] = round(time.perf_counter() - started, 3)
     save_model(out, model, frame)
     seconds = time.perf_counter() - started
-    val_f1, val_accuracy = model.info["val_macro_f1"], model.info["val_accuracy"]
     if echo:
         echo(
-            f"best epoch {history.best_epoch}: val macro-F1 {val_f1:.4f}, "
-            f"val accuracy {val_accuracy:.4f}; wrote {out} in {seconds:.1f} s"
+            f"best epoch {history.best_epoch}: val macro-F1 {best['val_macro_f1']:.4f}, "
+            f"val accuracy {best['val_accuracy']:.4f}; wrote {out} in {seconds:.1f} s"
         )
     return TrainResult(
         model_dir=str(out),
         model=options.model,
-        val_macro_f1=float(val_f1),
-        val_accuracy=float(val_accuracy),
+        val_macro_f1=float(best["val_macro_f1"]),
+        val_accuracy=float(best["val_accuracy"]),
         best_epoch=int(history.best_epoch),
         epochs_run=len(frame),
         seconds=seconds,
         train_samples_per_second=history.train_samples / max(history.train_seconds, 1e-9),
         options=model.info["options"],
     )
+
+
+def _feature_columns(st: Any) -> dict[str, list[str]]:
+    """Every feature table of store ``st`` and its column names."""
+    return {t: st.features(t)[1] for t in st.feature_tables}
 
 
 def _refit_head(
@@ -348,7 +350,7 @@ def _refit_head(
     n_classes = len(model.class_names)
     rows = head_sample(train_set.labels, HEAD_MAX_ROWS // 8, seed=options.seed)
     inputs = ModelInputs.from_store(st, train_set.indices[rows])
-    columns = {t: st.features(t)[1] for t in st.feature_tables}
+    columns = _feature_columns(st)
     head = fit_head(
         model.embed,
         lambda x: feature_matrix(x, columns),

@@ -83,7 +83,7 @@ def head_sample(labels: np.ndarray, max_samples: int, seed: int = 0) -> np.ndarr
         if np.minimum(counts, candidate).sum() > max_samples:
             break
         cap = int(candidate)
-    # The rest of the room goes to the classes above the cap, one more each while it lasts.
+    # The rest of the room is shared equally among the classes above the cap.
     room = max_samples - int(np.minimum(counts, cap).sum())
     rng = np.random.default_rng(seed)
     kept = []

@@ -437,11 +437,7 @@ class TrainedModel:
             "feature_columns": self.feature_columns,
             "plankton_jobs_version": __version__,
             **self.info,
-            **(
-                {"head": "softmax" if self.head is None else "logistic"}
-                if self.kind == "cnn"
-                else {}
-            ),
+            **({"head": self.head_kind} if self.kind == "cnn" else {}),
         }
 
 
