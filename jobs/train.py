@@ -306,9 +306,12 @@ def train(
     save_model(out, model, frame)
     seconds = time.perf_counter() - started
     if echo:
+        # With a refitted head these are still the softmax layer's one-view figures (the
+        # head's 8-view ones are in the line before): say so, or they read as the model's.
+        which = " (softmax layer, 1 view)" if "head_fit" in model.info else ""
         echo(
             f"best epoch {history.best_epoch}: val macro-F1 {best['val_macro_f1']:.4f}, "
-            f"val accuracy {best['val_accuracy']:.4f}; wrote {out} in {seconds:.1f} s"
+            f"val accuracy {best['val_accuracy']:.4f}{which}; wrote {out} in {seconds:.1f} s"
         )
     return TrainResult(
         model_dir=str(out),

@@ -230,22 +230,45 @@ def _central_directory(file: BinaryIO) -> tuple[bytes, int] | None:
     return (directory, entries) if len(directory) == length else None
 
 
-def _parse_central_directory(directory: tuple[bytes, int]) -> _ZipListing | None:
-    data, entries = directory
-    # Walk the records (each holds the length of its variable part), then read their fixed
-    # parts all at once.
+def _record_starts(data: bytes) -> np.ndarray | None:
+    """Offsets of the central directory's records, or None when a record runs past the end.
+
+    Each record holds the length of its variable part, so the records form a chain. Every
+    place the record signature occurs is taken as a record and the chain is checked in one
+    vectorised pass; only when a signature also occurs inside a name or an extra field
+    does the check fail, and the chain is walked record by record (0.5 s in Python for the
+    reference workload's 243,610 entries, against ~30 ms).
+    """
+    raw = np.frombuffer(data, np.uint8)
+    size = _CENTRAL_HEADER.itemsize
+    if len(raw) >= size:
+        at = np.flatnonzero(
+            (raw[:-3] == ord("P")) & (raw[1:-2] == ord("K")) & (raw[2:-1] == 1) & (raw[3:] == 2)
+        )
+        at = at[at <= len(raw) - size]
+        if len(at) and at[0] == 0:
+            lengths = raw[at[:, None] + np.arange(28, 34)].astype(np.int64)
+            ends = at + size + lengths[:, 0::2].sum(axis=1) + 256 * lengths[:, 1::2].sum(axis=1)
+            if (ends[:-1] == at[1:]).all() and ends[-1] == len(raw):
+                return at
     starts = []
     pos = 0
     try:
         while pos < len(data):
             starts.append(pos)
             name_length, extra_length, comment_length = _VARIABLE_LENGTHS.unpack_from(data, pos)
-            pos += _CENTRAL_HEADER.itemsize + name_length + extra_length + comment_length
-    except struct.error:  # a record running past the end
+            pos += size + name_length + extra_length + comment_length
+    except struct.error:
         return None
-    if pos != len(data) or len(starts) != entries or not starts:
+    return np.asarray(starts, dtype=np.int64) if pos == len(data) else None
+
+
+def _parse_central_directory(directory: tuple[bytes, int]) -> _ZipListing | None:
+    data, entries = directory
+    # Find the records, then read their fixed parts all at once.
+    at = _record_starts(data)
+    if at is None or len(at) != entries or not len(at):
         return None
-    at = np.asarray(starts)
     raw = np.frombuffer(data, np.uint8)
     header = raw[at[:, None] + np.arange(_CENTRAL_HEADER.itemsize)].view(_CENTRAL_HEADER)[:, 0]
     if (header["magic"] != b"PK\x01\x02").any():

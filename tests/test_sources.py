@@ -698,7 +698,12 @@ def zipfile_listing(data: bytes) -> tuple[list[str], dict, bytes]:
     return [i.filename for i in files], members, lines.encode()
 
 
-def make_zip(entries: int, comment: bytes = b"", accents: str = "none") -> bytes:
+def make_zip(
+    entries: int,
+    comment: bytes = b"",
+    accents: str = "none",
+    member_comment: bytes = b"a member comment",
+) -> bytes:
     """A zip with folders, stored and deflated members, extra fields and comments; member
     names with accents (UTF-8 flagged by zipfile) in ``"some"`` or ``"all"`` of them."""
     buf = io.BytesIO()
@@ -711,7 +716,7 @@ def make_zip(entries: int, comment: bytes = b"", accents: str = "none") -> bytes
             info.compress_type = zipfile.ZIP_DEFLATED if i % 3 else zipfile.ZIP_STORED
             if i % 5 == 0:
                 info.extra = b"\xfe\xca\x04\x00" + i.to_bytes(4, "little")  # an unknown field
-                info.comment = b"a member comment"
+                info.comment = member_comment
             zf.writestr(info, bytes([i % 256]) * (i % 50))
     return buf.getvalue()
 
@@ -724,6 +729,8 @@ def make_zip(entries: int, comment: bytes = b"", accents: str = "none") -> bytes
         pytest.param(make_zip(40, accents="all"), True, id="utf8-names"),
         pytest.param(make_zip(0xFFFF + 5), True, id="zip64-directory"),  # > 65,535 entries
         pytest.param(make_zip(40, accents="some"), True, id="mixed-name-encodings"),
+        # A record signature inside a member comment: the records are walked one by one.
+        pytest.param(make_zip(40, member_comment=b"xPK\x01\x02y"), True, id="signature-in-comment"),
         # Read by zipfile: data before the zip shifts every offset (self-extracting zips).
         pytest.param(b"#!/bin/sh\n" * 50 + make_zip(40), False, id="prepended-data"),
     ],
