@@ -92,7 +92,7 @@ def run_level(
         size=(64, 64),
         resize_mode="pad",
         seed=seed,
-        compute_features=True,  # ndsb-dev has no feature tables; the features model needs some
+        compute_features=True,  # ndsb-dev has none; the head and features model use them
     )
     built = build_store(
         str(source), str(store), options, client, overwrite=True, progress=False, echo=print
