@@ -520,39 +520,45 @@ def _fit_features(st, train_set, normalisation, val, val_y, options, history):  
     return best
 
 
-def configure_tensorflow(threads: int, seed: int) -> Any:
-    """Import TensorFlow with its thread pools pinned and every seed set; returns keras.
+def configure_keras(threads: int, seed: int) -> Any:
+    """Import Keras with every seed set and, under TensorFlow (the default backend), its
+    thread pools pinned; returns keras.
 
     Thread pools can only be sized before TensorFlow starts its runtime. A later call with
     another size keeps the first one and warns: the thread count changes the order of
     floating-point sums, so the same seed then trains a different model than in a fresh process.
+    Other Keras backends (``KERAS_BACKEND=jax``, e.g. on a GPU machine without TensorFlow)
+    import no TensorFlow and keep their own thread settings.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    import tensorflow as tf
 
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-    except RuntimeError:
-        current = tf.config.threading.get_intra_op_parallelism_threads()
-        warnings.warn(
-            "TensorFlow already runs in this process with "
-            f"{f'{current} threads' if current else 'one thread per core'} per op, so "
-            f"threads={threads} cannot take effect and the same seed trains a different model "
-            "than a fresh process would. Train in a new process to get that setting.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        except RuntimeError:
+            current = tf.config.threading.get_intra_op_parallelism_threads()
+            warnings.warn(
+                "TensorFlow already runs in this process with "
+                f"{f'{current} threads' if current else 'one thread per core'} per op, so "
+                f"threads={threads} cannot take effect and the same seed trains a different "
+                "model than a fresh process would. Train in a new process to get that setting.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     keras.utils.set_random_seed(seed)
     return keras
 
 
 def _fit_keras(st, train_set, normalisation, val, val_y, options, history):  # noqa: ANN001, ANN202
-    """Keras fit on a tf.data pipeline of balanced batches; val macro-F1 every epoch."""
+    """Keras fit on balanced batches (a tf.data pipeline under TensorFlow); val macro-F1
+    every epoch."""
     from plankton_store.models import build_cnn, build_seed_cnn
 
-    keras = configure_tensorflow(options.threads, options.seed)
+    keras = configure_keras(options.threads, options.seed)
     n_classes = len(st.class_names)
     padded = st.attrs.get("resize_mode", "stretch") == "pad"
     if options.model == "cnn":
@@ -570,7 +576,12 @@ def _fit_keras(st, train_set, normalisation, val, val_y, options, history):  # n
         seed=options.seed,
     )
     steps = pipeline.steps_per_epoch()
-    dataset = pipeline.tf_dataset(with_size=options.model == "cnn")
+    with_size = options.model == "cnn"
+    dataset = (
+        pipeline.tf_dataset(with_size)
+        if keras.backend.backend() == "tensorflow"
+        else pipeline.keras_batches(with_size)
+    )
     val_inputs = keras_inputs(val, options.model)
     state: dict[str, Any] = {"weights": None}
 

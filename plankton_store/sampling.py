@@ -18,8 +18,8 @@ The pieces, in the order a training job uses them:
     per batch): no copy of the pixels is resampled.
 :class:`BatchPipeline`
     Turns a selection into batches of uint8 images (optionally flipped / rotated), log sizes,
-    labels and weights; :meth:`BatchPipeline.tf_dataset` and :meth:`BatchPipeline.blocks` feed
-    Keras and ``partial_fit`` loops.
+    labels and weights; :meth:`BatchPipeline.keras_batches` (:meth:`BatchPipeline.tf_dataset`
+    under TensorFlow) and :meth:`BatchPipeline.blocks` feed Keras and ``partial_fit`` loops.
 
 Only the train split is ever sampled, resampled or augmented: a :class:`TrainSet` holds train
 samples only, and every index a batch carries is one of them.
@@ -774,34 +774,37 @@ class BatchPipeline:
             x = normalisation.images(batch.images).reshape(len(batch.labels), -1)
             yield x, batch.labels, batch.weights
 
-    def tf_dataset(self, with_size: bool = True, first_epoch: int = 0) -> Any:
-        """An endless ``tf.data.Dataset`` of ``(inputs, labels[, weights])``, epoch after
-        epoch; pass ``steps_per_epoch=self.steps_per_epoch()`` to Keras ``fit``.
+    def keras_batches(self, with_size: bool = True, first_epoch: int = 0) -> Iterator[tuple]:
+        """Endless ``(inputs, labels[, weights])`` batches, epoch after epoch, for Keras
+        ``fit`` on any backend; pass ``steps_per_epoch=self.steps_per_epoch()``.
 
         ``inputs`` is ``{"image": (b, h, w, 1) uint8, "size": (b, 2) float32}`` (``size``
-        only when ``with_size``). Imports TensorFlow.
+        only when ``with_size``); weights only with the ``class-weight`` policy.
         """
+        weighted = self.sampler.policy == "class-weight"
+        for epoch in itertools.count(first_epoch):
+            for batch in self.batches(epoch):
+                inputs = {"image": batch.images[..., None]}
+                if with_size:
+                    inputs["size"] = batch.log_size
+                if weighted:
+                    yield inputs, batch.labels, batch.weights
+                else:
+                    yield inputs, batch.labels
+
+    def tf_dataset(self, with_size: bool = True, first_epoch: int = 0) -> Any:
+        """:meth:`keras_batches` as a ``tf.data.Dataset`` that prepares the next batches in
+        the background while TensorFlow trains on the current one. Imports TensorFlow."""
         import tensorflow as tf
 
         h, w = self.train.image_size
-        weighted = self.sampler.policy == "class-weight"
-
-        def generate() -> Iterator[tuple]:
-            for epoch in itertools.count(first_epoch):
-                for batch in self.batches(epoch):
-                    inputs = {"image": batch.images[..., None]}
-                    if with_size:
-                        inputs["size"] = batch.log_size
-                    if weighted:
-                        yield inputs, batch.labels, batch.weights
-                    else:
-                        yield inputs, batch.labels
-
         spec = {"image": tf.TensorSpec((None, h, w, 1), tf.uint8)}
         if with_size:
             spec["size"] = tf.TensorSpec((None, 2), tf.float32)
         signature: tuple = (spec, tf.TensorSpec((None,), tf.int64))
-        if weighted:
+        if self.sampler.policy == "class-weight":
             signature += (tf.TensorSpec((None,), tf.float32),)
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        dataset = tf.data.Dataset.from_generator(
+            lambda: self.keras_batches(with_size, first_epoch), output_signature=signature
+        )
         return dataset.prefetch(2)

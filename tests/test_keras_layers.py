@@ -7,12 +7,12 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from jobs.train import configure_tensorflow  # noqa: E402
+from jobs.train import configure_keras  # noqa: E402
 from plankton_store.keras_layers import FusedBatchNormalization  # noqa: E402
 
 # The first TensorFlow start in the test process fixes its thread pools for the whole suite:
 # one thread per op, the setting the train tests ask for, before this module starts it.
-configure_tensorflow(threads=1, seed=0)
+configure_keras(threads=1, seed=0)
 
 
 def _pair(momentum: float = 0.9, **kwargs):

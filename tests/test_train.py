@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 
 from jobs.train import (
     TrainOptions,
-    configure_tensorflow,
+    configure_keras,
     parse_grid,
     run_grid,
     train,
@@ -133,15 +134,15 @@ def test_a_thread_count_that_cannot_take_effect_is_reported():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # whatever an earlier test started it with
-        configure_tensorflow(threads=1, seed=0)
+        configure_keras(threads=1, seed=0)
     tf.constant(1.0) + 1  # the runtime runs: its thread pools are fixed from here on
     current = tf.config.threading.get_intra_op_parallelism_threads()
     with pytest.warns(RuntimeWarning, match=f"threads={current + 3} cannot take effect"):
-        configure_tensorflow(threads=current + 3, seed=0)
+        configure_keras(threads=current + 3, seed=0)
     if current:  # asking again for the size it runs with is no change
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            configure_tensorflow(threads=current, seed=0)
+            configure_keras(threads=current, seed=0)
 
 
 def test_mlp_is_repeatable_and_never_sees_val_or_test(demo_store, tmp_path):
@@ -187,6 +188,45 @@ def test_mlp_job_never_imports_tensorflow(demo_store, tmp_path):
         "assert not bad, bad[:5]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+#: Run first in a subprocess: makes ``import tensorflow`` fail, as on a machine without it.
+_NO_TENSORFLOW = """
+import importlib.abc, sys
+class NoTensorflow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError("No module named 'tensorflow' (hidden by the test)")
+sys.meta_path.insert(0, NoTensorflow())
+"""
+
+
+def test_cnn_trains_on_the_jax_backend_without_tensorflow(demo_store, tmp_path):
+    """``KERAS_BACKEND=jax`` (e.g. a GPU machine without TensorFlow) trains the cnn through
+    the same job, and the saved model predicts the same under TensorFlow."""
+    pytest.importorskip("jax")
+    out = tmp_path / "m"
+    code = _NO_TENSORFLOW + (
+        "import keras, numpy as np\n"
+        "assert keras.backend.backend() == 'jax'\n"
+        "from jobs.train import TrainOptions, train\n"
+        f"train({demo_store!r}, {str(out)!r}, TrainOptions(model='cnn', epochs=2, "
+        "head='softmax', threads=1), echo=None)\n"
+        "from plankton_store.models import ModelInputs, load_model\n"
+        "from plankton_store.store import open_store\n"
+        f"store = open_store({demo_store!r})\n"
+        "inputs = ModelInputs.from_store(store, store.split_indices('val'))\n"
+        f"np.save({str(tmp_path / 'jax.npy')!r}, load_model({str(out)!r}).predict_proba(inputs))\n"
+        "assert 'tensorflow' not in sys.modules\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300, env=env)
+    history = pd.read_csv(out / "history.csv")
+    assert list(history["epoch"]) == [1, 2]
+    assert history["loss"].iloc[1] < history["loss"].iloc[0]  # it learns
+    st = open_store(demo_store)
+    proba = load_model(out).predict_proba(ModelInputs.from_store(st, st.split_indices("val")))
+    np.testing.assert_allclose(proba, np.load(tmp_path / "jax.npy"), atol=1e-4)
 
 
 def test_clear_errors(demo_store, tmp_path):
