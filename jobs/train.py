@@ -564,12 +564,6 @@ def _fit_keras(st, train_set, normalisation, val, val_y, options, history):  # n
     if options.model == "cnn":
         # Any-angle rotation only where images keep their aspect ratio.
         rotate = padded and bool(options.augment)
-        if rotate and keras.backend.backend() != "tensorflow" and history.echo:
-            history.echo(
-                f"note: the any-angle rotation of padded stores is slow on Keras' "
-                f"{keras.backend.backend()} backend (~490 samples/s on an H100 under JAX, "
-                "~24,000 without it): TensorFlow trains it faster; --no-augment skips it (and the flips)"
-            )
         model = build_cnn(st.image_size, n_classes, normalisation, lr=options.lr, rotate=rotate)
     else:
         model = build_seed_cnn(st.image_size, n_classes, normalisation, lr=options.lr)

@@ -3,7 +3,7 @@
 This module imports Keras (and, when training, TensorFlow): import it only inside the Keras
 code paths (:func:`plankton_store.models.build_cnn`, :func:`~plankton_store.models.load_model`).
 A ``model.keras`` that uses these layers loads wherever ``plankton_store.keras_layers`` has
-been imported, or with ``custom_objects={"FusedBatchNormalization": FusedBatchNormalization}``.
+been imported, or with ``custom_objects`` naming them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import keras
 
-__all__ = ["FusedBatchNormalization"]
+__all__ = ["FusedBatchNormalization", "JittableRandomRotation"]
 
 
 @keras.saving.register_keras_serializable(package="plankton_store")
@@ -56,3 +56,20 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
         self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
         return outputs
+
+
+@keras.saving.register_keras_serializable(package="plankton_store")
+class JittableRandomRotation(keras.layers.RandomRotation):
+    """``keras.layers.RandomRotation`` that lets its model compile with XLA under JAX.
+
+    Keras marks the layer ``supports_jit = False`` because TensorFlow's rotation kernel
+    (``ImageProjectiveTransformV3``) has no XLA version, and one such layer turns XLA off for
+    the whole model. Under JAX the rotation is plain jax ops, which compile: with Keras' layer,
+    every training step of a padded store's cnn ran op by op on a lent H100 (~490 samples/s,
+    against ~24,000 compiled). Other backends keep Keras' setting; same maths and config.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if keras.backend.backend() == "jax":
+            self.supports_jit = True

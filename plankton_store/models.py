@@ -249,12 +249,14 @@ def build_cnn(
     """
     import keras
 
+    from plankton_store.keras_layers import JittableRandomRotation
+
     layers = keras.layers
     image = keras.Input((*image_size, 1), dtype="uint8", name="image")
     size = keras.Input((2,), dtype="float32", name="size")
     x = layers.Rescaling(-1.0 / 255, offset=1.0, name="invert")(image)
     if rotate:
-        x = layers.RandomRotation(0.5, fill_mode="constant", fill_value=0.0)(x)
+        x = JittableRandomRotation(0.5, fill_mode="constant", fill_value=0.0)(x)
     if image_size[0] >= 48:
         x = layers.AveragePooling2D(2)(x)
     x = conv_trunk(x, widths)

@@ -1,4 +1,5 @@
-"""FusedBatchNormalization: the Keras layer's maths, TensorFlow's fused kernel, saved and loaded."""
+"""Our Keras layers: FusedBatchNormalization (the Keras layer's maths, TensorFlow's fused kernel)
+and JittableRandomRotation; each saved and loaded."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from jobs.train import configure_keras  # noqa: E402
-from plankton_store.keras_layers import FusedBatchNormalization  # noqa: E402
+from plankton_store.keras_layers import (  # noqa: E402
+    FusedBatchNormalization,
+    JittableRandomRotation,
+)
 
 # The first TensorFlow start in the test process fixes its thread pools for the whole suite:
 # one thread per op, the setting the train tests ask for, before this module starts it.
@@ -70,3 +74,20 @@ def test_a_model_with_it_saves_and_loads_in_safe_mode(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
     assert isinstance(loaded.layers[1], FusedBatchNormalization)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_jittable_rotation_rotates_while_training_and_saves(tmp_path):
+    """Keras' rotation when training, the identity otherwise; XLA only where the backend's
+    rotation compiles (under TensorFlow Keras' own mark stays; JAX: see test_train)."""
+    image = keras.Input((12, 12, 1))
+    model = keras.Model(image, JittableRandomRotation(0.5, fill_mode="constant")(image))
+    x = np.random.default_rng(0).random((3, 12, 12, 1)).astype("float32")
+    turned = [keras.ops.convert_to_numpy(model(x, training=True)) for _ in range(2)]
+    assert not np.allclose(turned[0], x) and not np.allclose(turned[0], turned[1])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x, training=False)), x)
+    layer = model.layers[1]
+    assert layer.supports_jit == (keras.backend.backend() == "jax")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
+    assert isinstance(loaded.layers[1], JittableRandomRotation)
+    assert loaded.layers[1].get_config() == layer.get_config()

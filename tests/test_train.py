@@ -217,6 +217,11 @@ def test_cnn_trains_on_the_jax_backend_without_tensorflow(demo_store, tmp_path):
         f"store = open_store({demo_store!r})\n"
         "inputs = ModelInputs.from_store(store, store.split_indices('val'))\n"
         f"np.save({str(tmp_path / 'jax.npy')!r}, load_model({str(out)!r}).predict_proba(inputs))\n"
+        "from plankton_store.models import build_cnn\n"
+        "from plankton_store.sampling import Normalisation\n"
+        "norm = Normalisation(image_mean=200.0, image_std=40.0, size_mean=(4.0, 4.0), "
+        "size_std=(0.5, 0.5))\n"
+        "assert build_cnn((32, 32), 3, norm, rotate=True).jit_compile  # XLA with rotations too\n"
         "assert 'tensorflow' not in sys.modules\n"
     )
     env = {**os.environ, "KERAS_BACKEND": "jax"}
