@@ -2,6 +2,7 @@
 
     python benchmarks/cnn_step_rate.py [--size 64x48] [--steps 40] [--models cnn,seed-cnn]
     KERAS_BACKEND=jax python benchmarks/cnn_step_rate.py     # e.g. on a GPU machine
+    python benchmarks/cnn_step_rate.py --size 64x64 --rotate --models cnn   # a padded store's cnn
 
 Builds each network as ``plankton-jobs train`` does (``plankton_store.models``) and times
 ``train_on_batch`` on random uint8 images (no store, no input pipeline, no validation), after
@@ -22,8 +23,11 @@ import numpy as np
 TARGET_RATIO = 10.0
 
 
-def step_rate(kind: str, size: tuple[int, int], n_classes: int, batch: int, steps: int) -> dict:
-    """Samples/s (wall) and samples per CPU second of ``steps`` training steps of ``kind``."""
+def step_rate(
+    kind: str, size: tuple[int, int], n_classes: int, batch: int, steps: int, rotate: bool = False
+) -> dict:
+    """Samples/s (wall) and samples per CPU second of ``steps`` training steps of ``kind``
+    (``rotate``: the cnn with its any-angle rotation layer, as on padded stores)."""
     import keras
 
     from plankton_store.models import build_cnn, build_seed_cnn
@@ -35,13 +39,15 @@ def step_rate(kind: str, size: tuple[int, int], n_classes: int, batch: int, step
     rng = np.random.default_rng(0)
     inputs = {"image": rng.integers(0, 256, (batch, *size, 1), dtype=np.uint8)}
     if kind == "cnn":
-        model = build_cnn(size, n_classes, normalisation)
+        model = build_cnn(size, n_classes, normalisation, rotate=rotate)
         inputs["size"] = rng.normal(4.0, 0.5, (batch, 2)).astype(np.float32)
     else:
         model = build_seed_cnn(size, n_classes, normalisation)
     labels = rng.integers(0, n_classes, batch)
+    compiled = time.perf_counter()
     for _ in range(5):  # compile / trace, allocate
         model.train_on_batch(inputs, labels)
+    compiled = time.perf_counter() - compiled
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(steps):
         model.train_on_batch(inputs, labels)
@@ -55,6 +61,8 @@ def step_rate(kind: str, size: tuple[int, int], n_classes: int, batch: int, step
         "samples/s": samples / wall,
         "samples/cpu-s": samples / cpu,
         "cores busy": cpu / wall,
+        "warm-up s": compiled,
+        "xla": bool(model.jit_compile),
     }
 
 
@@ -65,6 +73,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128, help="the same batch for both nets")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per model")
     parser.add_argument("--models", default="cnn,seed-cnn")
+    parser.add_argument(
+        "--rotate", action="store_true", help="the cnn with its any-angle rotation layer"
+    )
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.lower().split("x"))
 
@@ -73,11 +84,12 @@ def main() -> None:
     print(f"Keras {keras.__version__}, backend {keras.backend.backend()}")
     results = {}
     for kind in args.models.split(","):
-        r = step_rate(kind, (height, width), args.classes, args.batch, args.steps)
+        r = step_rate(kind, (height, width), args.classes, args.batch, args.steps, args.rotate)
         results[kind] = r
         print(
             f"{kind:>9}: {r['params']:>9,} parameters  {r['samples/s']:>9,.0f} samples/s  "
-            f"{r['samples/cpu-s']:>9,.0f} samples/CPU-s  ({r['cores busy']:.2f} cores busy)",
+            f"{r['samples/cpu-s']:>9,.0f} samples/CPU-s  ({r['cores busy']:.2f} cores busy; "
+            f"5 warm-up steps {r['warm-up s']:.1f} s, XLA {'on' if r['xla'] else 'off'})",
             flush=True,
         )
     if {"cnn", "seed-cnn"} <= results.keys():
