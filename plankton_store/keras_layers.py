@@ -65,8 +65,9 @@ class JittableRandomRotation(keras.layers.RandomRotation):
     Keras marks the layer ``supports_jit = False`` because TensorFlow's rotation kernel
     (``ImageProjectiveTransformV3``) has no XLA version, and one such layer turns XLA off for
     the whole model. Under JAX the rotation is plain jax ops, which compile: with Keras' layer,
-    every training step of a padded store's cnn ran op by op on a lent H100 (~490 samples/s,
-    against ~24,000 compiled). Other backends keep Keras' setting; same maths and config.
+    every training step of a padded store's cnn ran op by op on a lent H100 (~490 samples/s;
+    ~24,000 for the compiled cnn without rotation). Other backends keep Keras' setting; same
+    maths and config.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
