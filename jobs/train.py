@@ -933,6 +933,9 @@ def train_command(
     model, model.json (classes, normalisation, options, store fingerprint), history.csv and
     history.png. With --grid, every combination trains as one task on the Dask cluster into
     MODEL_DIR/<run-name>/ and a summary table is printed.
+
+    The Keras models (cnn, seed-cnn) train on TensorFlow; with KERAS_BACKEND=jax they train
+    on JAX instead (e.g. on a GPU machine without TensorFlow).
     """
     try:
         options = TrainOptions(
