@@ -690,6 +690,11 @@ class BatchPipeline:
         still gives one, smaller batch)."""
         return max(1, -(-self.sampler.epoch_size() // self.batch_size))
 
+    @property
+    def weighted(self) -> bool:
+        """Whether batches carry sample weights (the ``class-weight`` policy)."""
+        return self.sampler.policy == "class-weight"
+
     def _ordered(self, epoch: int, rng: np.random.Generator) -> Selection:
         selection = self.sampler.epoch(epoch)
         if self.train.in_ram:
@@ -781,13 +786,12 @@ class BatchPipeline:
         ``inputs`` is ``{"image": (b, h, w, 1) uint8, "size": (b, 2) float32}`` (``size``
         only when ``with_size``); weights only with the ``class-weight`` policy.
         """
-        weighted = self.sampler.policy == "class-weight"
         for epoch in itertools.count(first_epoch):
             for batch in self.batches(epoch):
                 inputs = {"image": batch.images[..., None]}
                 if with_size:
                     inputs["size"] = batch.log_size
-                if weighted:
+                if self.weighted:
                     yield inputs, batch.labels, batch.weights
                 else:
                     yield inputs, batch.labels
@@ -802,7 +806,7 @@ class BatchPipeline:
         if with_size:
             spec["size"] = tf.TensorSpec((None, 2), tf.float32)
         signature: tuple = (spec, tf.TensorSpec((None,), tf.int64))
-        if self.sampler.policy == "class-weight":
+        if self.weighted:
             signature += (tf.TensorSpec((None,), tf.float32),)
         dataset = tf.data.Dataset.from_generator(
             lambda: self.keras_batches(with_size, first_epoch), output_signature=signature
