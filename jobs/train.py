@@ -533,6 +533,8 @@ def configure_keras(threads: int, seed: int) -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    import plankton_store.keras_layers  # noqa: F401  (our layers and GPU memory settings first)
+
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 

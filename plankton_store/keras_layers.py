@@ -8,9 +8,15 @@ been imported, or with ``custom_objects`` naming them.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-import keras
+# Several worker processes may share one GPU (predict, evaluate, grids): under JAX each then
+# takes GPU memory as it needs it, instead of the 75% of the card JAX preallocates by default,
+# which leaves the second process none. Set before the first JAX op; a user's value stands.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import keras  # noqa: E402
 
 __all__ = ["FusedBatchNormalization", "JittableRandomRotation"]
 

@@ -223,8 +223,11 @@ def test_cnn_trains_on_the_jax_backend_without_tensorflow(demo_store, tmp_path):
         "size_std=(0.5, 0.5))\n"
         "assert build_cnn((32, 32), 3, norm, rotate=True).jit_compile  # XLA with rotations too\n"
         "assert 'tensorflow' not in sys.modules\n"
+        "import os\n"
+        "assert os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'] == 'false'  # GPUs shared by workers\n"
     )
     env = {**os.environ, "KERAS_BACKEND": "jax"}
+    env.pop("XLA_PYTHON_CLIENT_PREALLOCATE", None)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300, env=env)
     history = pd.read_csv(out / "history.csv")
     assert list(history["epoch"]) == [1, 2]
