@@ -201,7 +201,7 @@ def resize(im: Image.Image, size: tuple[int, int], mode: ResizeMode = "stretch")
     """
     height, width = size
     if mode == "stretch":
-        return np.asarray(im.resize((width, height), RESAMPLE))
+        return _pixels(im.resize((width, height), RESAMPLE))
     if mode != "pad":
         raise ValueError(f"resize mode {mode!r} is not one of {RESIZE_MODES}")
     scale = min(height / im.height, width / im.width)
@@ -209,7 +209,13 @@ def resize(im: Image.Image, size: tuple[int, int], mode: ResizeMode = "stretch")
     new_h = min(height, max(1, round(im.height * scale)))
     canvas = Image.new("L", (width, height), background_level(im))
     canvas.paste(im.resize((new_w, new_h), RESAMPLE), ((width - new_w) // 2, (height - new_h) // 2))
-    return np.asarray(canvas)
+    return _pixels(canvas)
+
+
+def _pixels(im: Image.Image) -> np.ndarray:
+    """A mode "L" image's pixels, read-only, as ``np.asarray(im)`` gives them: from
+    ``tobytes`` directly, ~5 us less per small image than the array interface."""
+    return np.frombuffer(im.tobytes(), dtype=np.uint8).reshape(im.height, im.width)
 
 
 def prepare_image(
