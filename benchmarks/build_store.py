@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from jobs.build_store import build_store
+from jobs.cluster import local_cluster
 from plankton_store.imageops import RESAMPLE, draft_target, prepare_image
 from plankton_store.plan import BuildOptions
 from plankton_store.sources import read_export
@@ -102,9 +103,14 @@ def main() -> None:
         "--block-size", type=int, default=None, help="samples per block [default: automatic]"
     )
     parser.add_argument("--resize", default="stretch", choices=["stretch", "pad"])
+    parser.add_argument(
+        "--worker-profiler",
+        action="store_true",
+        help="keep Dask's profiler on in the workers (off in the jobs' local clusters)",
+    )
     args = parser.parse_args()
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     export_dir = args.export or demo_export(args.scale, args.seed, args.cache)
     options = BuildOptions(
@@ -112,18 +118,22 @@ def main() -> None:
     )
     store = Path(tempfile.mkdtemp(prefix="bench-store-")) / "store.zarr"
     with (
-        LocalCluster(
-            n_workers=args.workers,
-            threads_per_worker=1,
+        local_cluster(
+            args.workers,
             memory_limit="2GiB",
             dashboard_address=":0",
+            worker_profiler=args.worker_profiler,
         ) as cluster,
         Client(cluster) as client,
     ):
         client.run(lambda: None)  # workers up before the clock starts
+        cpu_before = client.run(time.process_time)
+        client_cpu = time.process_time()
         started = time.perf_counter()
         summary = build_store(str(export_dir), str(store), options, client, progress=True)
         seconds = time.perf_counter() - started
+        client_cpu = time.process_time() - client_cpu
+        worker_cpu = sum(client.run(time.process_time).values()) - sum(cpu_before.values())
         peaks = worker_peak_memory(client)
     shutil.rmtree(store.parent, ignore_errors=True)
 
@@ -150,6 +160,12 @@ def main() -> None:
         f"single-core build-store decode+resize: {own_rate:,.0f} images/s "
         f"({own_rate / pillow_rate:.2f}x Pillow); build / {args.workers} x that: "
         f"{images_per_second / (own_rate * args.workers):.2f} (build-store's own overhead)"
+    )
+    # CPU time moves less than wall time with the load other tenants put on a shared host.
+    print(
+        f"CPU seconds:                workers {worker_cpu:.1f} "
+        f"({1e6 * worker_cpu / summary.samples:.0f} us per image), "
+        f"job process (client + scheduler) {client_cpu:.1f}"
     )
     print(
         f"peak worker memory:         {peak / 2**20:,.0f} MiB "

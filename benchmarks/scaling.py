@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.build_store import BuildSummary, build_store
+from jobs.cluster import local_cluster
 from plankton_store.plan import BuildOptions
 
 TARGET_SPREAD = 0.25
@@ -114,11 +115,9 @@ def timed_build(client, export: Path, options: BuildOptions) -> tuple[float, int
 
 
 def local_client(workers: int):
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, memory_limit="2GiB", dashboard_address=":0"
-    )
+    cluster = local_cluster(workers, memory_limit="2GiB", dashboard_address=":0")
     client = Client(cluster)
     client.run(_warm_up)
     return cluster, client

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "threads-per-worker": 1,
     "memory-limit": "auto",
     "dashboard-address": ":8787",
+    "worker-profiler": False,
 }
 
 
@@ -33,7 +34,10 @@ def load_cluster_config(path: str | os.PathLike | None = None) -> dict[str, Any]
     The file is ``path``, else ``$PLANKTON_JOBS_CLUSTER_CONFIG``, else ``./cluster.yaml`` when
     it exists.
     """
-    settings = {**DEFAULTS, **dask.config.get(CONFIG_KEY, default={})}
+    settings = {
+        **DEFAULTS,
+        **_section(dask.config.get(CONFIG_KEY, default={}), f"Dask config {CONFIG_KEY}"),
+    }
     candidate = path or os.environ.get(CONFIG_ENV)
     if candidate is None and Path("cluster.yaml").is_file():
         candidate = "cluster.yaml"
@@ -46,13 +50,49 @@ def load_cluster_config(path: str | os.PathLike | None = None) -> dict[str, Any]
         except yaml.YAMLError as exc:
             raise click.UsageError(f"cluster config {file} is not valid YAML: {exc}") from None
         section = data.get("plankton-jobs", {}).get("cluster", {}) if isinstance(data, dict) else {}
-        unknown = set(section) - set(DEFAULTS)
-        if unknown:
-            raise click.UsageError(
-                f"cluster config {file}: unknown keys {sorted(unknown)}; known: {sorted(DEFAULTS)}"
-            )
-        settings.update(section)
+        settings.update(_section(section, f"cluster config {file}"))
     return settings
+
+
+def _section(section: Any, where: str) -> dict[str, Any]:
+    """A ``plankton-jobs.cluster`` section, its keys spelt as in DEFAULTS.
+
+    Dask's config treats ``_`` and ``-`` in keys alike, and the environment variables it
+    reads (``DASK_PLANKTON_JOBS__CLUSTER__N_WORKERS``) can only spell them ``_``.
+    """
+    settings = {str(key).replace("_", "-"): value for key, value in (section or {}).items()}
+    unknown = set(settings) - set(DEFAULTS)
+    if unknown:
+        known = sorted(DEFAULTS)
+        raise click.UsageError(f"{where}: unknown keys {sorted(unknown)}; known: {known}")
+    return settings
+
+
+def local_cluster(
+    n_workers: int,
+    threads_per_worker: int = 1,
+    memory_limit: str | int | None = "auto",
+    dashboard_address: str | None = ":8787",
+    worker_profiler: bool = False,
+) -> Any:
+    """A ``distributed.LocalCluster`` of worker processes, as every job starts it.
+
+    ``worker_profiler`` False turns off Dask's statistical profiler in the workers (the
+    dashboard's Profile page): it samples each worker's stacks every 10 ms with the GIL
+    held, which cost build-store about 8% of its workers' CPU time (benchmarks/history.md).
+    """
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=threads_per_worker,
+        processes=True,
+        memory_limit=memory_limit,
+        dashboard_address=dashboard_address,
+        # Set in each worker process after the Dask config it inherits (a dotted key: the
+        # nanny merges this dict shallowly into that config).
+        config={"distributed.worker.profile.enabled": bool(worker_profiler)},
+    )
 
 
 @contextlib.contextmanager
@@ -74,7 +114,7 @@ def dask_client(
     config
         Cluster config file (see ``cluster.yaml``).
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     settings = load_cluster_config(config)
     address = scheduler or settings["scheduler-address"]
@@ -84,12 +124,12 @@ def dask_client(
         cluster = None
     else:
         n_workers = workers or int(settings["n-workers"])
-        cluster = LocalCluster(
-            n_workers=n_workers,
+        cluster = local_cluster(
+            n_workers,
             threads_per_worker=int(settings["threads-per-worker"]),
-            processes=True,
             memory_limit=settings["memory-limit"],
             dashboard_address=settings["dashboard-address"],
+            worker_profiler=_flag(settings["worker-profiler"], "worker-profiler"),
         )
         client = Client(cluster)
         echo(f"Dask: local cluster of {n_workers} worker processes")
@@ -101,6 +141,18 @@ def dask_client(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _flag(value: Any, key: str) -> bool:
+    """A yes/no setting: a YAML boolean, or text from an environment variable."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise click.UsageError(f"cluster config key {key}: {value!r} is not true or false")
 
 
 def cluster_options(func: Callable) -> Callable:

@@ -93,14 +93,11 @@ def small_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def dask_client() -> Iterator[object]:
     """Two single-threaded worker processes, shared by every test that needs Dask."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    from jobs.cluster import local_cluster
+
+    with local_cluster(2, dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
 
 
