@@ -203,10 +203,12 @@ def main() -> None:
         raise SystemExit(f"no export at {args.source}: pass --source (see the README)")
     args.workdir.mkdir(parents=True, exist_ok=True)
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from jobs.cluster import local_cluster
 
     results = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
+    with local_cluster(2, dashboard_address=":0") as cluster:
         with Client(cluster) as client:
             for level in args.levels.split(","):
                 results.append(

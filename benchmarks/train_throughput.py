@@ -33,9 +33,10 @@ SPEED_TARGET = 10.0
 
 def build_demo_store(scale: float, workdir: Path, workers: int) -> str:
     """Demo export at ``scale`` and a default 64x48 store built from it (reused if present)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from jobs.build_store import build_store
+    from jobs.cluster import local_cluster
     from plankton_store.plan import BuildOptions
     from plankton_store.synthetic import make_demo_export
 
@@ -44,7 +45,7 @@ def build_demo_store(scale: float, workdir: Path, workers: int) -> str:
         return str(store)
     export = make_demo_export(workdir / f"demo-{scale:g}", scale=scale, workers=workers)
     with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0") as cluster,
+        local_cluster(workers, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
         build_store(str(export), str(store), BuildOptions(), client)
