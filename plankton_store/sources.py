@@ -32,6 +32,7 @@ import csv
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -133,6 +134,11 @@ class _ZipListing(NamedTuple):
     names: list[str]  # file members (no folders), in directory order
     members: dict[str, _ZipMember]
     fingerprint: bytes  # "name<TAB>CRC<TAB>size" of every entry, for the export fingerprint
+    entries: np.ndarray  # (len(names), 5) int64: the members' _ZipMember fields, in order
+
+
+# An entries row for a name the zip does not hold (a member's header offset is never < 0).
+_NO_ENTRY = (-1, 0, 0, 0, 0)
 
 
 _END_RECORD = struct.Struct("<4s4H2LH")  # end of central directory record, 22 bytes
@@ -185,13 +191,14 @@ def _read_zip_listing(file: BinaryIO) -> _ZipListing:
     with zipfile.ZipFile(file) as zf:
         infos = zf.infolist()
     files = [i for i in infos if not i.is_dir()]
+    fields = [
+        (i.header_offset, i.compress_size, i.compress_type, i.CRC, len(i.extra)) for i in files
+    ]
     return _ZipListing(
         [i.filename for i in files],
-        {
-            i.filename: (i.header_offset, i.compress_size, i.compress_type, i.CRC, len(i.extra))
-            for i in files
-        },
+        {i.filename: member for i, member in zip(files, fields, strict=True)},
         "\n".join(f"{i.filename}\t{i.CRC}\t{i.file_size}" for i in infos).encode(),
+        np.array(fields, dtype=np.int64).reshape(-1, len(_MEMBER_FIELDS)),
     )
 
 
@@ -296,9 +303,9 @@ def _parse_central_directory(directory: tuple[bytes, int]) -> _ZipListing | None
     is_file = [not name.endswith("/") for name in all_names]
     files = np.flatnonzero(is_file)
     names = [all_names[i] for i in files]
-    fields = [header[f][files].tolist() for f in _MEMBER_FIELDS]
-    members = dict(zip(names, zip(*fields, strict=True), strict=True))
-    return _ZipListing(names, members, fingerprint)
+    entries = np.stack([header[f][files].astype(np.int64) for f in _MEMBER_FIELDS], axis=1)
+    members = dict(zip(names, zip(*entries.T.tolist(), strict=True), strict=True))
+    return _ZipListing(names, members, fingerprint, entries)
 
 
 class _IndexedZip:
@@ -317,9 +324,29 @@ class _IndexedZip:
     size: int
     members: dict[str, _ZipMember]
     complete: bool
+    # The whole listing as arrays, where this process read the directory (the client).
+    listing: _ZipListing | None = None
+    _listing_rows: dict[str, int] | None = None
 
     def read_range(self, start: int, end: int) -> bytes:
         raise NotImplementedError
+
+    def entries_of(self, names: Sequence[str]) -> np.ndarray:
+        """The members' entries as an ``(n, 5)`` int64 array, a :data:`_NO_ENTRY` row for a
+        name outside the known members: what a block task ships, since thousands of
+        tuples cost the client, the scheduler and the worker a pickling each."""
+        listing = self.listing
+        if listing is None:
+            rows = [self.members.get(name, _NO_ENTRY) for name in names]
+            return np.array(rows, dtype=np.int64).reshape(-1, len(_NO_ENTRY))
+        if self._listing_rows is None:
+            self._listing_rows = dict(zip(listing.names, range(len(listing.names)), strict=True))
+        at = self._listing_rows
+        rows = np.fromiter((at.get(name, -1) for name in names), np.int64, len(names))
+        entries = np.empty((len(rows), len(_NO_ENTRY)), dtype=np.int64)
+        entries[:] = _NO_ENTRY
+        entries[rows >= 0] = listing.entries[rows[rows >= 0]]
+        return entries
 
     def list_members(self) -> dict[str, _ZipMember]:
         raise NotImplementedError
@@ -571,13 +598,12 @@ class ImageFetcher:
         request per image would make a build wait on object-store latency; a local export is
         read image by image.
         """
-        members = None
+        entries = None
         if self.zip_name is not None:
-            known = _open_zip(self._zip_path(), self.storage_options).members
-            members = {ref: known[ref] for ref in refs if ref in known}
+            entries = _open_zip(self._zip_path(), self.storage_options).entries_of(refs)
         elif not is_url(self.root):
             return self.fetch
-        return _BatchFetch(self, tuple(refs), members)
+        return _BatchFetch(self, tuple(refs), entries)
 
     def _zip_path(self) -> str:
         assert self.zip_name is not None
@@ -624,13 +650,21 @@ class _BatchFetch:
 
     fetcher: ImageFetcher
     refs: tuple[str, ...]
-    zip_members: dict[str, _ZipMember] | None = field(default=None, repr=False)
+    zip_entries: np.ndarray | None = field(default=None, repr=False)  # see entries_of
     _found: dict[str, bytes | Exception] | None = field(default=None, repr=False)
 
     def __call__(self, ref: str) -> bytes:
-        if self.zip_members is not None:  # first call in this process: index the zip
-            _open_zip(self.fetcher._zip_path(), self.fetcher.storage_options, self.zip_members)
-            self.zip_members = None
+        if self.zip_entries is not None:  # first call in this process: index the zip
+            known = (self.zip_entries[:, 0] >= 0).tolist()
+            members = dict(
+                zip(
+                    itertools.compress(self.refs, known),
+                    zip(*self.zip_entries[known].T.tolist(), strict=True),
+                    strict=True,
+                )
+            )
+            _open_zip(self.fetcher._zip_path(), self.fetcher.storage_options, members)
+            self.zip_entries = None
         if not is_url(self.fetcher.root):
             return self.fetcher.fetch(ref)
         if self._found is None:
@@ -1198,7 +1232,7 @@ def _zip_listing(folder: _Folder) -> tuple[pd.DataFrame, bytes]:
             f"`zip -r0 {ZIP_NAME} {IMAGES_DIR}/`"
         ) from None
     # The reader ImageFetcher.batch uses here: no second parse of the directory.
-    _open_zip(zip_path, folder.storage_options, listing.members, complete=True)
+    _open_zip(zip_path, folder.storage_options, listing.members, complete=True).listing = listing
     return _ref_frame(listing.names), listing.fingerprint
 
 

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import fsspec
+import numpy as np
 import pytest
 
 from plankton_store import sources
@@ -108,6 +109,8 @@ def test_a_batch_carries_its_zip_entries_so_a_worker_never_reads_the_directory(
     refs = list(read_export(small_export).table["image"][:20])
     expected = {ref: fetcher.fetch(ref) for ref in refs}
     shipped = pickle.loads(pickle.dumps(fetcher.batch(refs[:10])))  # as sent to a worker
+    # One array of entries, not a tuple per image (each would be pickled three times).
+    assert shipped.zip_entries.shape == (10, 5) and shipped.zip_entries.dtype == np.int64
     monkeypatch.setattr(sources, "_ZIP_CACHE", {})  # a fresh worker process
 
     def no_directory(*args, **kwargs):
@@ -121,6 +124,25 @@ def test_a_batch_carries_its_zip_entries_so_a_worker_never_reads_the_directory(
     assert shipped(refs[15]) == expected[refs[15]]
     with pytest.raises(FileNotFoundError, match="no image"):
         shipped("imgs/no-such-image.jpg")
+
+
+def test_zip_entries_from_the_listing_match_the_directory_read_by_a_worker(small_export):
+    """The client takes a batch's entries from its listing's arrays; a worker that read the
+    directory itself gives the same rows, and a sentinel row for a name the zip lacks."""
+    fetcher = read_export(small_export).fetcher
+    names = [*read_export(small_export).table["image"][:7], "imgs/no-such-image.jpg"]
+    client_zip = sources._open_zip(fetcher._zip_path())
+    assert client_zip.listing is not None
+    worker_zip = sources._LocalZip(fetcher._zip_path())  # its own read of the directory
+    assert worker_zip.listing is None
+    from_listing, from_members = client_zip.entries_of(names), worker_zip.entries_of(names)
+    np.testing.assert_array_equal(from_listing, from_members)
+    assert from_listing[:-1].tolist() == [list(worker_zip.members[n]) for n in names[:-1]]
+    assert tuple(from_listing[-1]) == sources._NO_ENTRY
+    shipped = pickle.loads(pickle.dumps(fetcher.batch(names)))
+    assert shipped(names[0]) == fetcher.fetch(names[0])
+    with pytest.raises(FileNotFoundError, match="no image"):
+        shipped(names[-1])
 
 
 def test_a_folder_export_is_fetched_image_by_image(small_export, tmp_path):
