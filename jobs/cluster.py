@@ -68,6 +68,32 @@ def _section(section: Any, where: str) -> dict[str, Any]:
     return settings
 
 
+#: Dask housekeeping made less frequent in the jobs' local clusters. By default every server
+#: (the scheduler and each worker's nanny in the job process, and each worker) checks its
+#: event loop every 20 ms, its memory every 100 ms and samples CPU, memory and network
+#: every 500 ms: on an idle 2-core machine that cost 1.7 CPU seconds per 20 s (4% of both
+#: cores), these settings 0.35 (benchmarks/history.md). A key the user set in Dask's config
+#: keeps the user's value.
+QUIET_HOUSEKEEPING = {
+    # The event loop's health check (a warning when blocked for 3 s); Dask's tests use 500 ms.
+    "distributed.admin.tick.interval": "500ms",
+    # When a worker pauses, spills or is restarted for memory.
+    "distributed.worker.memory.monitor-interval": "500ms",
+    # The dashboard's CPU / memory / network plots.
+    "distributed.admin.system-monitor.interval": "2s",
+}
+
+
+def _housekeeping() -> dict[str, str]:
+    """The :data:`QUIET_HOUSEKEEPING` keys that Dask's config leaves at Dask's defaults."""
+    defaults = dask.config.merge(*dask.config.defaults)
+    return {
+        key: value
+        for key, value in QUIET_HOUSEKEEPING.items()
+        if dask.config.get(key) == dask.config.get(key, config=defaults)
+    }
+
+
 def local_cluster(
     n_workers: int,
     threads_per_worker: int = 1,
@@ -80,19 +106,23 @@ def local_cluster(
     ``worker_profiler`` False turns off Dask's statistical profiler in the workers (the
     dashboard's Profile page): it samples each worker's stacks every 10 ms with the GIL
     held, which cost build-store about 8% of its workers' CPU time (benchmarks/history.md).
+    Housekeeping runs less often than Dask's default (:data:`QUIET_HOUSEKEEPING`).
     """
     from distributed import LocalCluster
 
-    return LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=threads_per_worker,
-        processes=True,
-        memory_limit=memory_limit,
-        dashboard_address=dashboard_address,
-        # Set in each worker process after the Dask config it inherits (a dotted key: the
-        # nanny merges this dict shallowly into that config).
-        config={"distributed.worker.profile.enabled": bool(worker_profiler)},
-    )
+    housekeeping = _housekeeping()
+    # The scheduler and the nannies are created in this process, from its config.
+    with dask.config.set(housekeeping):
+        return LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            memory_limit=memory_limit,
+            dashboard_address=dashboard_address,
+            # Set in each worker process after the Dask config it inherits (dotted keys: the
+            # nanny merges this dict shallowly into that config).
+            config={**housekeeping, "distributed.worker.profile.enabled": bool(worker_profiler)},
+        )
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import click
 import dask.config
 import pytest
 
-from jobs.cluster import dask_client, load_cluster_config
+from jobs.cluster import QUIET_HOUSEKEEPING, dask_client, load_cluster_config
 
 
 def _profiling(dask_worker) -> bool:
@@ -26,6 +26,35 @@ def test_local_workers_run_without_dask_profiler_unless_the_config_asks(tmp_path
         sampling = client.run(_profiling)
     assert list(enabled.values()) == [bool(profiler)]
     assert list(sampling.values()) == [bool(profiler)]
+
+
+def _callback_ms(server) -> dict[str, float]:
+    return {name: pc.callback_time for name, pc in server.periodic_callbacks.items()}
+
+
+def test_local_cluster_housekeeping_is_quieter_unless_the_dask_config_says_otherwise(tmp_path):
+    """Every server of a job's local cluster (scheduler, nanny, worker) checks its event loop
+    every 500 ms instead of every 20 ms, and so on, except where the user set a value."""
+    assert QUIET_HOUSEKEEPING["distributed.admin.tick.interval"] == "500ms"
+    config = tmp_path / "cluster.yaml"
+    config.write_text("plankton-jobs:\n  cluster:\n    dashboard-address: ':0'\n")
+    with (
+        dask.config.set({"distributed.admin.system-monitor.interval": "750ms"}),
+        dask_client(workers=1, config=config, echo=lambda _: None) as client,
+    ):
+        workers = list(client.run(lambda dask_worker: _callback_ms(dask_worker)).values())
+        scheduler = client.run_on_scheduler(lambda dask_scheduler: _callback_ms(dask_scheduler))
+        nannies = [_callback_ms(nanny) for nanny in client.cluster.workers.values()]
+        memory_interval = client.run(
+            lambda: dask.config.get("distributed.worker.memory.monitor-interval")
+        )
+    for callbacks in [*workers, scheduler, *nannies]:
+        assert callbacks["tick"] == 500
+        assert callbacks["monitor"] == 750  # the user's value
+    assert workers[0]["memory_monitor"] == nannies[0]["memory_monitor"] == 500
+    assert list(memory_interval.values()) == ["500ms"]
+    # The job's process keeps its own config once the cluster has started.
+    assert dask.config.get("distributed.admin.tick.interval") == "20ms"
 
 
 def test_settings_read_from_dask_environment_variables(monkeypatch, tmp_path):
