@@ -162,7 +162,11 @@ def build_store(
     target = staging_path(store) if state == "complete" and not resume else store
 
     export = read_export(
-        source, label_column=options.label_column, storage_options=source_storage_options
+        source,
+        label_column=options.label_column,
+        storage_options=source_storage_options,
+        # The workers, idle until the plan is made, list the zip and parse feature tables.
+        executor=client.get_executor(pure=False),
     )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
     plan = make_plan(export.table, options, export.rejects, export.rows_read)

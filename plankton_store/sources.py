@@ -41,7 +41,7 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -304,8 +304,12 @@ def _parse_central_directory(directory: tuple[bytes, int]) -> _ZipListing | None
     files = np.flatnonzero(is_file)
     names = [all_names[i] for i in files]
     entries = np.stack([header[f][files].astype(np.int64) for f in _MEMBER_FIELDS], axis=1)
-    members = dict(zip(names, zip(*entries.T.tolist(), strict=True), strict=True))
-    return _ZipListing(names, members, fingerprint, entries)
+    return _ZipListing(names, _members(names, entries), fingerprint, entries)
+
+
+def _members(names: list[str], entries: np.ndarray) -> dict[str, _ZipMember]:
+    """Name -> member fields, from a listing's names and entries rows."""
+    return dict(zip(names, zip(*entries.T.tolist(), strict=True), strict=True))
 
 
 class _IndexedZip:
@@ -800,6 +804,7 @@ def read_export(
     path: str | os.PathLike[str],
     label_column: str = "level2",
     storage_options: dict[str, Any] | None = None,
+    executor: Executor | None = None,
 ) -> Export:
     """Read an export, detecting its layout.
 
@@ -814,6 +819,9 @@ def read_export(
         meta.csv column holding the labels (FlowCam layout only).
     storage_options : dict, optional
         fsspec options of a URL ``path``; None uses the fsspec configuration.
+    executor : concurrent.futures.Executor, optional
+        Other processes (a Dask client's ``get_executor()``) that read a FlowCam export's
+        zip directory and feature tables while this one reads meta.csv.
 
     Returns
     -------
@@ -833,7 +841,7 @@ def read_export(
             f"{root}: no such folder; give the folder of a FlowCam export or of images"
         )
     if folder.is_file(META_FILE):
-        return read_flowcam_export(path, label_column=label_column, storage_options=storage_options)
+        return read_flowcam_export(path, label_column, storage_options, executor)
     # imgs.zip, feature tables or a lone imgs/ folder say "FlowCam export", whose
     # meta.csv is missing; reading it as an image folder would silently invent labels.
     children = folder.children()
@@ -855,6 +863,7 @@ def read_flowcam_export(
     path: str | os.PathLike[str],
     label_column: str = "level2",
     storage_options: dict[str, Any] | None = None,
+    executor: Executor | None = None,
 ) -> Export:
     """Read a FlowCam / EcoTaxa export folder.
 
@@ -869,6 +878,9 @@ def read_flowcam_export(
         not rejected here.
     storage_options : dict, optional
         fsspec options of a URL ``path``; None uses the fsspec configuration.
+    executor : concurrent.futures.Executor, optional
+        Other processes that read the zip directory and the feature tables meanwhile
+        (without one, the feature tables are read in a thread).
 
     Returns
     -------
@@ -886,11 +898,18 @@ def read_flowcam_export(
             f"{folder.join(META_FILE)}: not found; a FlowCam export needs a meta.csv with objid "
             "and label columns (or give a folder of class sub-folders of images)"
         )
-    # The feature tables are parsed in a thread meanwhile: pandas' CSV tokenizer and zlib
-    # release the GIL, and the reference workload's table takes as long as meta.csv.
+    # The feature tables are parsed meanwhile, in a thread (pandas' CSV tokenizer and zlib
+    # release the GIL) or with the zip directory in other processes: for the reference
+    # workload each takes about as long as meta.csv, and the cluster's workers are idle
+    # until the plan is made.
     with ThreadPoolExecutor(1) as pool:
-        feature_tables = pool.submit(_read_features, folder)
-        return _read_flowcam_export(folder, label_column, storage_options, feature_tables)
+        feature_tables = (executor or pool).submit(_read_features, folder)
+        zip_listing = None
+        if executor is not None and folder.is_file(ZIP_NAME):
+            zip_listing = executor.submit(_list_zip, folder, True)
+        return _read_flowcam_export(
+            folder, label_column, storage_options, feature_tables, zip_listing
+        )
 
 
 def _read_flowcam_export(
@@ -898,6 +917,7 @@ def _read_flowcam_export(
     label_column: str,
     storage_options: dict[str, Any] | None,
     feature_tables: Future[tuple[dict[str, pd.DataFrame], list[tuple[str, bytes]]]],
+    zip_listing: Future[tuple[_ZipListing, pd.DataFrame]] | None = None,
 ) -> Export:
     root = folder.root
     meta_path = folder.join(META_FILE)
@@ -923,27 +943,7 @@ def _read_flowcam_export(
             "reference; rename that column"
         )
 
-    # Images: a listing of every zip member or file, with a reference for each.
-    if folder.is_file(ZIP_NAME):
-        refs, listing = _zip_listing(folder)
-        fetcher = ImageFetcher(root, ZIP_NAME, storage_options)
-        where = f"in {ZIP_NAME}"
-    elif folder.is_dir(IMAGES_DIR):
-        refs, listing = _folder_listing(folder, IMAGES_DIR)
-        fetcher = ImageFetcher(root, None, storage_options)
-        where = f"in {IMAGES_DIR}/"
-    else:
-        raise ExportError(
-            f"{root}: no images: neither {ZIP_NAME} nor an {IMAGES_DIR}/ folder; put the "
-            f"images of the export in {ZIP_NAME} as {IMAGES_DIR}/<objid>.jpg"
-        )
-    _hash_part(digest, "images", listing)
-
-    features, feature_files = feature_tables.result()
-    for file_name, data in feature_files:
-        _hash_part(digest, file_name, data)
-
-    # --- rows: objid, duplicates
+    # --- rows: objid, duplicates (before the images: another process may still be listing them)
     raw_objid = meta["objid"]
     is_int = raw_objid.str.fullmatch(_INT_RE)
     objid = pd.Series(pd.NA, index=meta.index, dtype="Int64")
@@ -965,14 +965,30 @@ def _read_flowcam_export(
             + dup_ids.map(first_line).astype(str)
             + ")"
         )
+    # Images: a listing of every zip member or file, with a reference for each.
+    if folder.is_file(ZIP_NAME):
+        refs, listing = _zip_listing(folder, zip_listing.result() if zip_listing else None)
+        fetcher = ImageFetcher(root, ZIP_NAME, storage_options)
+        where = f"in {ZIP_NAME}"
+    elif folder.is_dir(IMAGES_DIR):
+        refs, listing = _folder_listing(folder, IMAGES_DIR)
+        fetcher = ImageFetcher(root, None, storage_options)
+        where = f"in {IMAGES_DIR}/"
+    else:
+        raise ExportError(
+            f"{root}: no images: neither {ZIP_NAME} nor an {IMAGES_DIR}/ folder; put the "
+            f"images of the export in {ZIP_NAME} as {IMAGES_DIR}/<objid>.jpg"
+        )
+    _hash_part(digest, "images", listing)
+
+    features, feature_files = feature_tables.result()
+    for file_name, data in feature_files:
+        _hash_part(digest, file_name, data)
+
     # --- images: match each usable member to a row by its numeric stem
     ok_rows = valid & ~dup
-    unsafe = refs["unsafe"]
-    not_image = ~unsafe & ~refs["ext"].str.lower().isin(IMAGE_EXTENSIONS)
-    candidate = ~unsafe & ~not_image & refs["stem"].str.fullmatch(_INT_RE)
-    ref_objid = pd.Series(pd.NA, index=refs.index, dtype="Int64")
-    ref_objid[candidate] = _to_int64(refs["stem"][candidate])
-    candidate &= ref_objid.notna()
+    unsafe, not_image, ref_objid = refs["unsafe"], refs["not_image"], refs["objid"]
+    candidate = ref_objid.notna()
     ids = set(objid[ok_rows].astype("int64").tolist())
     matched = candidate & ref_objid.isin(ids)
     # Two files for one objid (42.jpg and 42.png): the first in listing order wins.
@@ -1205,35 +1221,63 @@ def _split_name(name: str) -> tuple[str, str]:
     return (stem, dot + ext) if dot else (ext, "")
 
 
-def _ref_frame(names: list[str]) -> pd.DataFrame:
-    """Columns ``ref``, ``stem``, ``ext`` (with its dot, as written) and ``unsafe``."""
+def _ref_frame(names: list[str], walked: bool = False) -> pd.DataFrame:
+    """Columns ``ref`` (the name), ``unsafe`` (a path leading out of the folder; never for
+    ``walked`` names, which a walk of the folder produced), ``not_image`` (no image file
+    extension) and ``objid`` (Int64: the number an image is named by, NA for other names)."""
     # Plain comprehensions: several times faster than pandas string methods here.
     parts = [_split_name(n) for n in names]
-    unsafe = [n[:1] in ("/", "\\") or (".." in n or ":" in n) and _is_unsafe(n) for n in names]
+    unsafe = np.asarray(
+        [
+            not walked and (n[:1] in ("/", "\\") or (".." in n or ":" in n) and _is_unsafe(n))
+            for n in names
+        ],
+        dtype=bool,
+    )
+    stem = pd.Series([p[0] for p in parts], dtype="str")
+    extension = pd.Series([p[1] for p in parts], dtype="str")  # with its dot, as written
+    not_image = ~unsafe & ~extension.str.lower().isin(IMAGE_EXTENSIONS).to_numpy()
+    named_by_number = ~unsafe & ~not_image & stem.str.fullmatch(_INT_RE).to_numpy()
+    objid = pd.Series(pd.NA, index=stem.index, dtype="Int64")
+    objid[named_by_number] = _to_int64(stem[named_by_number])
     return pd.DataFrame(
         {
             "ref": pd.Series(names, dtype="str"),
-            "stem": pd.Series([p[0] for p in parts], dtype="str"),
-            "ext": pd.Series([p[1] for p in parts], dtype="str"),
-            "unsafe": np.asarray(unsafe, dtype=bool),
+            "unsafe": unsafe,
+            "not_image": not_image,
+            "objid": objid,
         }
     )
 
 
-def _zip_listing(folder: _Folder) -> tuple[pd.DataFrame, bytes]:
-    """The file members of the zip, and its listing (name, CRC, size) to fingerprint."""
-    zip_path = folder.join(ZIP_NAME)
+def _list_zip(folder: _Folder, ship: bool = False) -> tuple[_ZipListing, pd.DataFrame]:
+    """The zip's listing and the frame of :func:`_ref_frame`. To ``ship`` to another
+    process, without the members dict: rebuilding it there costs less than pickling it."""
     try:
         with folder.open(ZIP_NAME) as f:
             listing = _read_zip_listing(f)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise ExportError(
-            f"{zip_path}: not a readable zip file ({e}); re-create it, e.g. with "
+            f"{folder.join(ZIP_NAME)}: not a readable zip file ({e}); re-create it, e.g. with "
             f"`zip -r0 {ZIP_NAME} {IMAGES_DIR}/`"
         ) from None
+    return listing._replace(members={}) if ship else listing, _ref_frame(listing.names)
+
+
+def _zip_listing(
+    folder: _Folder, listed: tuple[_ZipListing, pd.DataFrame] | None = None
+) -> tuple[pd.DataFrame, bytes]:
+    """The file members of the zip, and its listing (name, CRC, size) to fingerprint.
+
+    ``listed`` is what :func:`_list_zip` gave, when another process read the zip.
+    """
+    listing, refs = listed or _list_zip(folder)
+    if listed:
+        listing = listing._replace(members=_members(listing.names, listing.entries))
     # The reader ImageFetcher.batch uses here: no second parse of the directory.
+    zip_path = folder.join(ZIP_NAME)
     _open_zip(zip_path, folder.storage_options, listing.members, complete=True).listing = listing
-    return _ref_frame(listing.names), listing.fingerprint
+    return refs, listing.fingerprint
 
 
 def _walk_files(top: Path, rel_to: Path) -> list[tuple[str, int]]:
@@ -1255,9 +1299,7 @@ def _walk_files(top: Path, rel_to: Path) -> list[tuple[str, int]]:
 def _folder_listing(folder: _Folder, sub: str) -> tuple[pd.DataFrame, bytes]:
     files = folder.walk_files(sub)
     listing = "\n".join(f"{name}\t{size}" for name, size in files).encode()
-    refs = _ref_frame([name for name, _ in files])
-    refs["unsafe"] = False  # produced by the walk: always inside root
-    return refs, listing
+    return _ref_frame([name for name, _ in files], walked=True), listing
 
 
 def _read_features(

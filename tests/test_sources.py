@@ -523,6 +523,49 @@ def test_corrupt_feature_gzip(tmp_path: Path) -> None:
         read_export(root)
 
 
+class RecordingExecutor(ProcessPoolExecutor):
+    """A pool of other processes that records the names of the functions it runs."""
+
+    def __init__(self) -> None:
+        super().__init__(1, mp_context=multiprocessing.get_context("spawn"))
+        self.ran: list[str] = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.ran.append(fn.__name__)
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_zip_and_features_read_by_other_processes_give_the_same_export(tmp_path: Path) -> None:
+    """build-store has its idle workers list the zip and parse the feature tables."""
+    rows = [row(1), row("x"), row(1), row(2), ["3", "too", "few"], row(42)]
+    images = {
+        "imgs/1.jpg": jpeg_bytes(1),
+        "imgs/9.jpg": jpeg_bytes(9),
+        "../e.jpg": b"e",
+        "imgs/a.txt": b"a",
+        "imgs/42.jpg": jpeg_bytes(42),
+        "imgs/42.png": b"second image",
+    }
+    root = make_export(tmp_path / "messy", rows, images=images)
+    write_features(root, "native", "objid,area\n1,2\n42,3.5\n")
+    corrupt = make_export(tmp_path / "corrupt")
+    (corrupt / "imgs.zip").write_bytes(b"PK\x03\x04 this is not really a zip")
+    here = read_export(root)
+    with RecordingExecutor() as pool:
+        there = read_export(root, executor=pool)
+        assert sorted(pool.ran) == ["_list_zip", "_read_features"]
+        with pytest.raises(ExportError, match=r"imgs.zip: not a readable zip file"):
+            read_export(corrupt, executor=pool)
+    check_invariant(there)
+    pd.testing.assert_frame_equal(there.table, here.table)
+    pd.testing.assert_frame_equal(there.rejects, here.rejects)
+    pd.testing.assert_frame_equal(there.features["native"], here.features["native"])
+    assert (there.rows_read, there.fingerprint) == (here.rows_read, here.fingerprint)
+    assert there.table["objid"].tolist() == [1, 42]
+    # This process's zip reader was given the shipped listing.
+    assert there.fetcher.fetch(there.table["image"][1]) == jpeg_bytes(42)
+
+
 # --------------------------------------------------------------------------- structural errors
 
 
