@@ -40,7 +40,7 @@ import struct
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,13 +132,49 @@ class _ZipListing(NamedTuple):
     """What readers need from a zip's central directory."""
 
     names: list[str]  # file members (no folders), in directory order
-    members: dict[str, _ZipMember]
+    members: _ListingMembers  # name -> _ZipMember, read from ``entries``
     fingerprint: bytes  # "name<TAB>CRC<TAB>size" of every entry, for the export fingerprint
     entries: np.ndarray  # (len(names), 5) int64: the members' _ZipMember fields, in order
 
 
 # An entries row for a name the zip does not hold (a member's header offset is never < 0).
 _NO_ENTRY = (-1, 0, 0, 0, 0)
+
+
+class _ListingMembers(Mapping[str, _ZipMember]):
+    """A whole listing's members, name -> :data:`_ZipMember`, each read from the entries
+    array when asked for: 243,610 tuples built up front cost the client ~0.2 s before the
+    first task, and only the names index (built on first use) is needed to ship entries."""
+
+    def __init__(self, names: list[str], entries: np.ndarray) -> None:
+        self.names = names
+        self.entries = entries
+        self._rows: dict[str, int] | None = None
+
+    def _row(self, name: str) -> int:
+        if self._rows is None:  # a repeated name: the last one wins, as in a dict
+            self._rows = dict(zip(self.names, range(len(self.names)), strict=True))
+        return self._rows.get(name, -1)
+
+    def __getitem__(self, name: str) -> _ZipMember:
+        row = self._row(name)
+        if row < 0:
+            raise KeyError(name)
+        return tuple(self.entries[row].tolist())  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(self.names))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys(self.names))
+
+    def entries_of(self, names: Sequence[str]) -> np.ndarray:
+        """The rows of ``names``, a :data:`_NO_ENTRY` row for a name not listed."""
+        rows = np.fromiter((self._row(name) for name in names), np.int64, len(names))
+        entries = np.empty((len(rows), len(_NO_ENTRY)), dtype=np.int64)
+        entries[:] = _NO_ENTRY
+        entries[rows >= 0] = self.entries[rows[rows >= 0]]
+        return entries
 
 
 _END_RECORD = struct.Struct("<4s4H2LH")  # end of central directory record, 22 bytes
@@ -194,11 +230,13 @@ def _read_zip_listing(file: BinaryIO) -> _ZipListing:
     fields = [
         (i.header_offset, i.compress_size, i.compress_type, i.CRC, len(i.extra)) for i in files
     ]
+    names = [i.filename for i in files]
+    entries = np.array(fields, dtype=np.int64).reshape(-1, len(_MEMBER_FIELDS))
     return _ZipListing(
-        [i.filename for i in files],
-        {i.filename: member for i, member in zip(files, fields, strict=True)},
+        names,
+        _ListingMembers(names, entries),
         "\n".join(f"{i.filename}\t{i.CRC}\t{i.file_size}" for i in infos).encode(),
-        np.array(fields, dtype=np.int64).reshape(-1, len(_MEMBER_FIELDS)),
+        entries,
     )
 
 
@@ -304,12 +342,7 @@ def _parse_central_directory(directory: tuple[bytes, int]) -> _ZipListing | None
     files = np.flatnonzero(is_file)
     names = [all_names[i] for i in files]
     entries = np.stack([header[f][files].astype(np.int64) for f in _MEMBER_FIELDS], axis=1)
-    return _ZipListing(names, _members(names, entries), fingerprint, entries)
-
-
-def _members(names: list[str], entries: np.ndarray) -> dict[str, _ZipMember]:
-    """Name -> member fields, from a listing's names and entries rows."""
-    return dict(zip(names, zip(*entries.T.tolist(), strict=True), strict=True))
+    return _ZipListing(names, _ListingMembers(names, entries), fingerprint, entries)
 
 
 class _IndexedZip:
@@ -326,11 +359,9 @@ class _IndexedZip:
 
     url: str
     size: int
-    members: dict[str, _ZipMember]
+    # A listing's members, or a dict of some (shipped with a block task) and those found.
+    members: Mapping[str, _ZipMember]
     complete: bool
-    # The whole listing as arrays, where this process read the directory (the client).
-    listing: _ZipListing | None = None
-    _listing_rows: dict[str, int] | None = None
 
     def read_range(self, start: int, end: int) -> bytes:
         raise NotImplementedError
@@ -339,25 +370,18 @@ class _IndexedZip:
         """The members' entries as an ``(n, 5)`` int64 array, a :data:`_NO_ENTRY` row for a
         name outside the known members: what a block task ships, since thousands of
         tuples cost the client, the scheduler and the worker a pickling each."""
-        listing = self.listing
-        if listing is None:
-            rows = [self.members.get(name, _NO_ENTRY) for name in names]
-            return np.array(rows, dtype=np.int64).reshape(-1, len(_NO_ENTRY))
-        if self._listing_rows is None:
-            self._listing_rows = dict(zip(listing.names, range(len(listing.names)), strict=True))
-        at = self._listing_rows
-        rows = np.fromiter((at.get(name, -1) for name in names), np.int64, len(names))
-        entries = np.empty((len(rows), len(_NO_ENTRY)), dtype=np.int64)
-        entries[:] = _NO_ENTRY
-        entries[rows >= 0] = listing.entries[rows[rows >= 0]]
-        return entries
+        if isinstance(self.members, _ListingMembers):
+            return self.members.entries_of(names)
+        rows = [self.members.get(name, _NO_ENTRY) for name in names]
+        return np.array(rows, dtype=np.int64).reshape(-1, len(_NO_ENTRY))
 
-    def list_members(self) -> dict[str, _ZipMember]:
+    def list_members(self) -> Mapping[str, _ZipMember]:
         raise NotImplementedError
 
     def add_members(self, members: dict[str, _ZipMember]) -> None:
         """Known members (from the client's listing of this zip), so they need no lookup."""
-        self.members.update(members)
+        if not self.complete:  # a complete index holds them already
+            self.members.update(members)  # type: ignore[attr-defined]
 
     def member(self, name: str) -> _ZipMember:
         """The member's entry; KeyError when the zip has no such member."""
@@ -405,19 +429,34 @@ class _IndexedZip:
         return data
 
 
+def _index(
+    members: Mapping[str, _ZipMember] | None,
+    complete: bool,
+    list_members: Callable[[], Mapping[str, _ZipMember]],
+) -> Mapping[str, _ZipMember]:
+    """A reader's first index: the directory's, a complete listing as given, or a copy of
+    some members (the reader adds to it)."""
+    if members is None:
+        return list_members()
+    return members if complete else dict(members)
+
+
 class _LocalZip(_IndexedZip):
     """A local zip read with ``os.pread``: no seek, no per-member file object."""
 
     def __init__(
-        self, path: str, members: dict[str, _ZipMember] | None = None, complete: bool = False
+        self,
+        path: str,
+        members: Mapping[str, _ZipMember] | None = None,
+        complete: bool = False,
     ) -> None:
         self.url = path
         self.complete = members is None or complete
-        self.members = self.list_members() if members is None else dict(members)
+        self.members = _index(members, complete, self.list_members)
         self.fd = os.open(path, os.O_RDONLY)
         self.size = os.fstat(self.fd).st_size
 
-    def list_members(self) -> dict[str, _ZipMember]:
+    def list_members(self) -> Mapping[str, _ZipMember]:
         with open(self.url, "rb") as f:
             return _read_zip_listing(f).members
 
@@ -437,16 +476,16 @@ class _RemoteZip(_IndexedZip):
         self,
         url: str,
         storage_options: dict[str, Any] | None,
-        members: dict[str, _ZipMember] | None = None,
+        members: Mapping[str, _ZipMember] | None = None,
         complete: bool = False,
     ) -> None:
         self.url = url
         self.fs, self.path = _filesystem(url, storage_options)
         self.complete = members is None or complete
-        self.members = self.list_members() if members is None else dict(members)
+        self.members = _index(members, complete, self.list_members)
         self.size = self.fs.size(self.path)
 
-    def list_members(self) -> dict[str, _ZipMember]:
+    def list_members(self) -> Mapping[str, _ZipMember]:
         with self.fs.open(self.path, "rb") as f:
             return _read_zip_listing(f).members
 
@@ -492,7 +531,7 @@ class _RemoteZip(_IndexedZip):
 def _open_zip(
     path: str,
     storage_options: dict[str, Any] | None = None,
-    members: dict[str, _ZipMember] | None = None,
+    members: Mapping[str, _ZipMember] | None = None,
     complete: bool = False,
 ) -> Any:
     """This process's reader of the zip at ``path``. ``members`` (some, or all when
@@ -906,7 +945,7 @@ def read_flowcam_export(
         feature_tables = (executor or pool).submit(_read_features, folder)
         zip_listing = None
         if executor is not None and folder.is_file(ZIP_NAME):
-            zip_listing = executor.submit(_list_zip, folder, True)
+            zip_listing = executor.submit(_list_zip, folder)
         return _read_flowcam_export(
             folder, label_column, storage_options, feature_tables, zip_listing
         )
@@ -1250,9 +1289,9 @@ def _ref_frame(names: list[str], walked: bool = False) -> pd.DataFrame:
     )
 
 
-def _list_zip(folder: _Folder, ship: bool = False) -> tuple[_ZipListing, pd.DataFrame]:
-    """The zip's listing and the frame of :func:`_ref_frame`. To ``ship`` to another
-    process, without the members dict: rebuilding it there costs less than pickling it."""
+def _list_zip(folder: _Folder) -> tuple[_ZipListing, pd.DataFrame]:
+    """The zip's listing and the frame of :func:`_ref_frame` (what another process can read
+    for this one: the listing pickles as its names and entries array)."""
     try:
         with folder.open(ZIP_NAME) as f:
             listing = _read_zip_listing(f)
@@ -1261,7 +1300,7 @@ def _list_zip(folder: _Folder, ship: bool = False) -> tuple[_ZipListing, pd.Data
             f"{folder.join(ZIP_NAME)}: not a readable zip file ({e}); re-create it, e.g. with "
             f"`zip -r0 {ZIP_NAME} {IMAGES_DIR}/`"
         ) from None
-    return listing._replace(members={}) if ship else listing, _ref_frame(listing.names)
+    return listing, _ref_frame(listing.names)
 
 
 def _zip_listing(
@@ -1272,11 +1311,8 @@ def _zip_listing(
     ``listed`` is what :func:`_list_zip` gave, when another process read the zip.
     """
     listing, refs = listed or _list_zip(folder)
-    if listed:
-        listing = listing._replace(members=_members(listing.names, listing.entries))
     # The reader ImageFetcher.batch uses here: no second parse of the directory.
-    zip_path = folder.join(ZIP_NAME)
-    _open_zip(zip_path, folder.storage_options, listing.members, complete=True).listing = listing
+    _open_zip(folder.join(ZIP_NAME), folder.storage_options, listing.members, complete=True)
     return refs, listing.fingerprint
 
 

@@ -126,19 +126,28 @@ def test_a_batch_carries_its_zip_entries_so_a_worker_never_reads_the_directory(
         shipped("imgs/no-such-image.jpg")
 
 
-def test_zip_entries_from_the_listing_match_the_directory_read_by_a_worker(small_export):
-    """The client takes a batch's entries from its listing's arrays; a worker that read the
-    directory itself gives the same rows, and a sentinel row for a name the zip lacks."""
+def test_zip_entries_from_the_listing_match_zipfile_and_a_reader_of_some_members(small_export):
+    """The client takes a batch's entries from its listing's arrays; they are zipfile's
+    entries, a reader that knows only some members (as a worker does) gives the same rows,
+    and both give a sentinel row for a name the zip lacks."""
     fetcher = read_export(small_export).fetcher
     names = [*read_export(small_export).table["image"][:7], "imgs/no-such-image.jpg"]
     client_zip = sources._open_zip(fetcher._zip_path())
-    assert client_zip.listing is not None
-    worker_zip = sources._LocalZip(fetcher._zip_path())  # its own read of the directory
-    assert worker_zip.listing is None
-    from_listing, from_members = client_zip.entries_of(names), worker_zip.entries_of(names)
+    assert isinstance(client_zip.members, sources._ListingMembers)
+    with zipfile.ZipFile(fetcher._zip_path()) as zf:
+        infos = [zf.getinfo(n) for n in names[:-1]]
+    expected = [
+        [i.header_offset, i.compress_size, i.compress_type, i.CRC, len(i.extra)] for i in infos
+    ]
+    some = {n: client_zip.members[n] for n in names[:-1]}
+    partial_zip = sources._LocalZip(fetcher._zip_path(), some)
+    assert not partial_zip.complete and isinstance(partial_zip.members, dict)
+    from_listing, from_members = client_zip.entries_of(names), partial_zip.entries_of(names)
     np.testing.assert_array_equal(from_listing, from_members)
-    assert from_listing[:-1].tolist() == [list(worker_zip.members[n]) for n in names[:-1]]
+    assert from_listing[:-1].tolist() == expected
+    assert [list(client_zip.member(n)) for n in names[:-1]] == expected
     assert tuple(from_listing[-1]) == sources._NO_ENTRY
+    assert names[-1] not in client_zip.members and len(client_zip.members) > len(some)
     shipped = pickle.loads(pickle.dumps(fetcher.batch(names)))
     assert shipped(names[0]) == fetcher.fetch(names[0])
     with pytest.raises(FileNotFoundError, match="no image"):
