@@ -984,9 +984,7 @@ def _read_flowcam_export(
 
     # --- rows: objid, duplicates (before the images: another process may still be listing them)
     raw_objid = meta["objid"]
-    is_int = raw_objid.str.fullmatch(_INT_RE)
-    objid = pd.Series(pd.NA, index=meta.index, dtype="Int64")
-    objid[is_int] = _to_int64(raw_objid[is_int])
+    is_int, objid = _parse_int64(raw_objid)
     too_big = is_int & objid.isna()
     row_reason = pd.Series(pd.NA, index=meta.index, dtype="string")
     row_reason[~is_int] = "objid " + raw_objid[~is_int].map(repr) + " is not an integer"
@@ -1176,7 +1174,9 @@ def _scan_records(data: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray] 
     blank = length == 0
     one = np.flatnonzero(length == 1)
     blank[one] = b[starts[one]] == ord("\r")
-    fields = np.bincount(np.searchsorted(ends, sep), minlength=len(ends)) + 1
+    # Separators before each record's end, less those before the previous one's: a lookup
+    # per record, not one per separator.
+    fields = np.diff(np.searchsorted(sep, ends), prepend=0) + 1
     lines = np.searchsorted(nl, starts) + 1
     return lines[~blank].astype(np.int64), fields[~blank]
 
@@ -1234,6 +1234,24 @@ def _read_meta_csv(
     return meta, np.asarray(good_lines, dtype=np.int64), bad
 
 
+def _parse_int64(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Which strings are integers (``_INT_RE``), and their values as Int64 (NA for the
+    others and for integers out of the int64 range)."""
+    values = s.to_numpy(dtype=object)
+    # The usual case, in one C loop: int() takes exactly the strings _INT_RE matches, plus
+    # digit groups ("1_000"), and fails on any other or out of range.
+    try:
+        if "_" not in "".join(values):
+            parsed = values.astype(np.int64)
+            return pd.Series(True, index=s.index), pd.Series(parsed, s.index, dtype="Int64")
+    except (ValueError, OverflowError, TypeError):
+        pass
+    is_int = s.str.fullmatch(_INT_RE)
+    out = pd.Series(pd.NA, index=s.index, dtype="Int64")
+    out[is_int] = _to_int64(s[is_int])
+    return is_int, out
+
+
 def _to_int64(s: pd.Series) -> pd.Series:
     """Integer strings (already validated by ``_INT_RE``) to Int64; NA where out of range."""
     s = s.str.strip()
@@ -1276,9 +1294,9 @@ def _ref_frame(names: list[str], walked: bool = False) -> pd.DataFrame:
     stem = pd.Series([p[0] for p in parts], dtype="str")
     extension = pd.Series([p[1] for p in parts], dtype="str")  # with its dot, as written
     not_image = ~unsafe & ~extension.str.lower().isin(IMAGE_EXTENSIONS).to_numpy()
-    named_by_number = ~unsafe & ~not_image & stem.str.fullmatch(_INT_RE).to_numpy()
+    usable = ~unsafe & ~not_image
     objid = pd.Series(pd.NA, index=stem.index, dtype="Int64")
-    objid[named_by_number] = _to_int64(stem[named_by_number])
+    objid[usable] = _parse_int64(stem[usable])[1]
     return pd.DataFrame(
         {
             "ref": pd.Series(names, dtype="str"),

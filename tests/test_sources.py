@@ -7,6 +7,7 @@ import io
 import multiprocessing
 import os
 import pickle
+import re
 import shutil
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
@@ -806,3 +807,21 @@ def test_zip_directory_reader_refuses_damaged_zips() -> None:
     start = data.index(b"PK\x01\x02")  # a damaged first directory record
     with pytest.raises(zipfile.BadZipFile):
         _read_zip_listing(io.BytesIO(data[:start] + b"XXXX" + data[start + 4 :]))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["42", " 42 ", "+5", "-0", "007", "\t7\n", "٤٢", "4_2", "1e3", "", "x", "1 2", "0x1f"]
+    + ["9223372036854775807", "-9223372036854775808", "9223372036854775808", "9" * 20],
+)
+def test_objids_parse_as_the_integer_pattern_says(text: str) -> None:
+    """The one-loop int() path for a column of objids accepts exactly what ``_INT_RE``
+    accepts (not int()'s digit groups) and gives NA out of the int64 range."""
+    from plankton_store.sources import _INT_RE, _parse_int64
+
+    column = pd.Series(["1", text, "2"], dtype="str")
+    is_int, values = _parse_int64(column)
+    matches = re.fullmatch(_INT_RE, text) is not None
+    assert is_int.tolist() == [True, matches, True]
+    fits = matches and -(2**63) <= int(text) < 2**63
+    assert values.tolist() == [1, int(text) if fits else pd.NA, 2]
