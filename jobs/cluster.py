@@ -70,10 +70,10 @@ def _section(section: Any, where: str) -> dict[str, Any]:
 
 #: Dask housekeeping made less frequent in the jobs' local clusters. By default every server
 #: (the scheduler and each worker's nanny in the job process, and each worker) checks its
-#: event loop every 20 ms, its memory every 100 ms and samples CPU, memory and network
-#: every 500 ms: on an idle 2-core machine that cost 1.7 CPU seconds per 20 s (4% of both
-#: cores), these settings 0.35 (benchmarks/history.md). A key the user set in Dask's config
-#: keeps the user's value.
+#: event loop every 20 ms and samples CPU, memory and network every 500 ms, and nannies and
+#: workers check memory every 100 ms: an idle 2-worker cluster burned 1.64-1.68 CPU seconds
+#: per 20 s (4% of a 2-core machine), with these settings 0.37-0.38
+#: (benchmarks/idle_cluster.py). A key the user set in Dask's config keeps the user's value.
 QUIET_HOUSEKEEPING = {
     # The event loop's health check (a warning when blocked for 3 s); Dask's tests use 500 ms.
     "distributed.admin.tick.interval": "500ms",

@@ -132,9 +132,13 @@ class _ZipListing(NamedTuple):
     """What readers need from a zip's central directory."""
 
     names: list[str]  # file members (no folders), in directory order
-    members: _ListingMembers  # name -> _ZipMember, read from ``entries``
     fingerprint: bytes  # "name<TAB>CRC<TAB>size" of every entry, for the export fingerprint
     entries: np.ndarray  # (len(names), 5) int64: the members' _ZipMember fields, in order
+
+    @property
+    def members(self) -> _ListingMembers:
+        """Name -> :data:`_ZipMember`, read from ``entries``."""
+        return _ListingMembers(self.names, self.entries)
 
 
 # An entries row for a name the zip does not hold (a member's header offset is never < 0).
@@ -232,12 +236,8 @@ def _read_zip_listing(file: BinaryIO) -> _ZipListing:
     ]
     names = [i.filename for i in files]
     entries = np.array(fields, dtype=np.int64).reshape(-1, len(_MEMBER_FIELDS))
-    return _ZipListing(
-        names,
-        _ListingMembers(names, entries),
-        "\n".join(f"{i.filename}\t{i.CRC}\t{i.file_size}" for i in infos).encode(),
-        entries,
-    )
+    fingerprint = "\n".join(f"{i.filename}\t{i.CRC}\t{i.file_size}" for i in infos)
+    return _ZipListing(names, fingerprint.encode(), entries)
 
 
 def _central_directory(file: BinaryIO) -> tuple[bytes, int] | None:
@@ -342,7 +342,7 @@ def _parse_central_directory(directory: tuple[bytes, int]) -> _ZipListing | None
     files = np.flatnonzero(is_file)
     names = [all_names[i] for i in files]
     entries = np.stack([header[f][files].astype(np.int64) for f in _MEMBER_FIELDS], axis=1)
-    return _ZipListing(names, _ListingMembers(names, entries), fingerprint, entries)
+    return _ZipListing(names, fingerprint, entries)
 
 
 class _IndexedZip:
