@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from plankton_store import sources
 from plankton_store.sources import (
     Export,
     ExportError,
@@ -536,8 +537,11 @@ class RecordingExecutor(ProcessPoolExecutor):
         return super().submit(fn, *args, **kwargs)
 
 
-def test_zip_and_features_read_by_other_processes_give_the_same_export(tmp_path: Path) -> None:
+def test_zip_and_features_read_by_other_processes_give_the_same_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """build-store has its idle workers list the zip and parse the feature tables."""
+    monkeypatch.setattr(sources, "EXECUTOR_MIN_META_BYTES", 0)  # these exports are tiny
     rows = [row(1), row("x"), row(1), row(2), ["3", "too", "few"], row(42)]
     images = {
         "imgs/1.jpg": jpeg_bytes(1),
@@ -565,6 +569,24 @@ def test_zip_and_features_read_by_other_processes_give_the_same_export(tmp_path:
     assert there.table["objid"].tolist() == [1, 42]
     # This process's zip reader was given the shipped listing.
     assert there.fetcher.fetch(there.table["image"][1]) == jpeg_bytes(42)
+
+
+def test_small_export_is_read_without_other_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round trips to other processes cost a small export more than they save."""
+    root = make_export(tmp_path)
+    write_features(root, "native", "objid,area\n1,2\n")
+    meta_bytes = (root / "meta.csv").stat().st_size
+    with RecordingExecutor() as pool:
+        monkeypatch.setattr(sources, "EXECUTOR_MIN_META_BYTES", meta_bytes + 1)
+        small = read_export(root, executor=pool)
+        assert pool.ran == []
+        monkeypatch.setattr(sources, "EXECUTOR_MIN_META_BYTES", meta_bytes)
+        big = read_export(root, executor=pool)
+        assert sorted(pool.ran) == ["_list_zip", "_read_features"]
+    pd.testing.assert_frame_equal(small.table, big.table)
+    pd.testing.assert_frame_equal(small.features["native"], big.features["native"])
 
 
 # --------------------------------------------------------------------------- structural errors
@@ -718,8 +740,6 @@ def test_odd_but_readable_csv(tmp_path: Path, text: str, expected: list[str]) ->
 
 
 def test_well_formed_meta_takes_the_fast_path(tmp_path: Path, monkeypatch) -> None:
-    import plankton_store.sources as sources
-
     def fail(*args: object) -> None:
         raise AssertionError("the csv-module fallback ran on a well-formed meta.csv")
 
