@@ -113,9 +113,9 @@ def concurrent_pillow_rate(
     """Images/s of the Pillow loop run in ``processes`` processes at once, summed.
 
     What the cores give Pillow together, measured rather than taken as ``processes`` x the
-    single-core rate: on a shared host the second core can run well below the first
-    (seen here: each of two loops at once 1.0-2.0x slower than one alone). Best of
-    ``rounds``; a round in which one process ran two loops is not counted.
+    single-core rate: on a shared host the cores together can give less (seen here: 0.84
+    and 0.97 of it in two runs). Best of ``rounds``; a round in which one process ran two
+    loops is not counted.
     """
     context = multiprocessing.get_context("spawn")
     best = 0.0

@@ -69,8 +69,8 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 FOLDER_LABEL_COLUMN = "folder"
 #: The smallest meta.csv (about 14,000 rows) whose export :func:`read_flowcam_export` has
 #: other processes help read: below it their round trips cost more than they save (the 1%
-#: scaling export, 2,434 rows: 54-66 ms read here, 75-124 ms with a 2-worker cluster's help;
-#: even at 24,000 rows).
+#: scaling export, 2,447 rows: 54-66 ms read alone, 75-124 ms with a 2-worker cluster's
+#: help; about even for the 10% one, 24,501 rows and 3.7 MB of meta.csv).
 EXECUTOR_MIN_META_BYTES = 2 << 20
 
 _FEATURE_FILE = re.compile(r"^features_(?P<name>[A-Za-z0-9_]+)\.csv(?:\.gz)?$")
