@@ -402,19 +402,20 @@ class _IndexedZip:
                 self.complete = True
         return self.members[name]
 
-    def member_range(self, name: str) -> tuple[int, int]:
+    def member_range(self, name: str, member: _ZipMember | None = None) -> tuple[int, int]:
         """Byte range that usually holds the member's local header and data."""
-        offset, packed, _, _, extra_len = self.member(name)
+        offset, packed, _, _, extra_len = member or self.member(name)
         guess = _LOCAL_HEADER.size + len(name.encode()) + extra_len + _LOCAL_HEADER_SLACK
         return offset, min(offset + guess + packed, self.size)
 
     def read(self, name: str) -> bytes:
         """The member's uncompressed bytes; KeyError when there is no such member."""
-        return self.extract(name, self.read_range(*self.member_range(name)))
+        member = self.member(name)
+        return self.extract(name, self.read_range(*self.member_range(name, member)), member)
 
-    def extract(self, name: str, buf: bytes) -> bytes:
+    def extract(self, name: str, buf: bytes, member: _ZipMember | None = None) -> bytes:
         """The member's bytes from ``buf``, which starts at its local header."""
-        start, packed, method, crc, _ = self.member(name)
+        start, packed, method, crc, _ = member or self.member(name)
         if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise zipfile.BadZipFile(
                 f"{self.url}: {name} uses compression {method}; "
@@ -565,6 +566,17 @@ def _open_zip(
     return zf
 
 
+def _read_member(zf: _IndexedZip, ref: str, zip_path: str) -> bytes:
+    """A zip member's bytes, with :meth:`ImageFetcher.fetch`'s errors."""
+    try:
+        return zf.read(ref)
+    except KeyError:
+        raise FileNotFoundError(f"no image {ref!r} in {zip_path}") from None
+    except (zipfile.BadZipFile, zlib.error) as exc:
+        # An OSError, like any other unreadable file: the row is rejected, not fatal.
+        raise OSError(f"corrupt zip member {ref!r}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class ImageFetcher:
     """Picklable, cheap: fetches one image's raw bytes by its reference.
@@ -614,14 +626,7 @@ class ImageFetcher:
         """
         if self.zip_name is not None:
             zip_path = self._zip_path()
-            zf = _open_zip(zip_path, self.storage_options)
-            try:
-                return zf.read(ref)
-            except KeyError:
-                raise FileNotFoundError(f"no image {ref!r} in {zip_path}") from None
-            except (zipfile.BadZipFile, zlib.error) as exc:
-                # An OSError, like any other unreadable file: the row is rejected, not fatal.
-                raise OSError(f"corrupt zip member {ref!r}: {exc}") from None
+            return _read_member(_open_zip(zip_path, self.storage_options), ref, zip_path)
         if _is_unsafe(ref):
             raise FileNotFoundError(f"refusing to read {ref!r}: it leaves {self.root}")
         if is_url(self.root):
@@ -701,8 +706,16 @@ class _BatchFetch:
     refs: tuple[str, ...]
     zip_entries: np.ndarray | None = field(default=None, repr=False)  # see entries_of
     _found: dict[str, bytes | Exception] | None = field(default=None, repr=False)
+    # This process's reader of a local zip and its path: never pickled (an open file).
+    _zip: tuple[_IndexedZip, str] | None = field(default=None, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_zip": None}
 
     def __call__(self, ref: str) -> bytes:
+        if self._zip is not None:  # a local zip, already indexed: the usual case
+            zf, zip_path = self._zip
+            return _read_member(zf, ref, zip_path)
         if self.zip_entries is not None:  # first call in this process: index the zip
             known = (self.zip_entries[:, 0] >= 0).tolist()
             members = dict(
@@ -712,8 +725,13 @@ class _BatchFetch:
                     strict=True,
                 )
             )
-            _open_zip(self.fetcher._zip_path(), self.fetcher.storage_options, members)
+            zip_path = self.fetcher._zip_path()
+            zf = _open_zip(zip_path, self.fetcher.storage_options, members)
             self.zip_entries = None
+            if not is_url(self.fetcher.root):
+                # Kept for the batch: looking the reader up per image costs ~3 us.
+                self._zip = (zf, zip_path)
+                return _read_member(zf, ref, zip_path)
         if not is_url(self.fetcher.root):
             return self.fetcher.fetch(ref)
         if self._found is None:

@@ -124,6 +124,10 @@ def test_a_batch_carries_its_zip_entries_so_a_worker_never_reads_the_directory(
     assert shipped(refs[15]) == expected[refs[15]]
     with pytest.raises(FileNotFoundError, match="no image"):
         shipped("imgs/no-such-image.jpg")
+    # The batch keeps this process's reader (an open file), which is never pickled.
+    assert shipped._zip is not None
+    again = pickle.loads(pickle.dumps(shipped))
+    assert again._zip is None and again(refs[3]) == expected[refs[3]]
 
 
 def test_zip_entries_from_the_listing_match_zipfile_and_a_reader_of_some_members(small_export):
