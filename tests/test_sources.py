@@ -508,6 +508,11 @@ def test_feature_tables(tmp_path: Path) -> None:
         ("id,area\n1,2\n", "no 'objid' column"),
         ("objid,area\n1,2\nx,3\n", "objid 'x' on line 3 is not an integer"),
         ("objid,area\n1,2\n1,3\n", "objid 1 appears twice"),
+        ("objid,area\n1,2\n,3\n", "objid '' on line 3 is not an integer"),
+        (
+            "objid,area\n1,2\n99999999999999999999,3\n",
+            "objid '99999999999999999999' on line 3 is out of the int64 range",
+        ),
     ],
 )
 def test_bad_feature_tables(tmp_path: Path, text: str, message: str) -> None:
