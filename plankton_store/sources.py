@@ -973,13 +973,14 @@ def read_flowcam_export(
     # until the plan is made. A small export is read here: the round trips would cost more.
     if executor is not None and folder.size(META_FILE) < EXECUTOR_MIN_META_BYTES:
         executor = None
+    has_zip = folder.is_file(ZIP_NAME)  # asked once: a request, on an object store
     with ThreadPoolExecutor(1) as pool:
         feature_tables = (executor or pool).submit(_read_features, folder)
         zip_listing = None
-        if executor is not None and folder.is_file(ZIP_NAME):
+        if executor is not None and has_zip:
             zip_listing = executor.submit(_list_zip, folder)
         return _read_flowcam_export(
-            folder, label_column, storage_options, feature_tables, zip_listing
+            folder, label_column, storage_options, has_zip, feature_tables, zip_listing
         )
 
 
@@ -987,6 +988,7 @@ def _read_flowcam_export(
     folder: _Folder,
     label_column: str,
     storage_options: dict[str, Any] | None,
+    has_zip: bool,
     feature_tables: Future[tuple[dict[str, pd.DataFrame], list[tuple[str, bytes]]]],
     zip_listing: Future[tuple[_ZipListing, pd.DataFrame]] | None = None,
 ) -> Export:
@@ -1035,7 +1037,7 @@ def _read_flowcam_export(
             + ")"
         )
     # Images: a listing of every zip member or file, with a reference for each.
-    if folder.is_file(ZIP_NAME):
+    if has_zip:
         refs, listing = _zip_listing(folder, zip_listing.result() if zip_listing else None)
         fetcher = ImageFetcher(root, ZIP_NAME, storage_options)
         where = f"in {ZIP_NAME}"
