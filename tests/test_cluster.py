@@ -6,7 +6,12 @@ import click
 import dask.config
 import pytest
 
-from jobs.cluster import QUIET_HOUSEKEEPING, dask_client, load_cluster_config
+from jobs.cluster import (
+    QUIET_HOUSEKEEPING,
+    WORKER_ENVIRONMENT,
+    dask_client,
+    load_cluster_config,
+)
 
 
 def _profiling(dask_worker) -> bool:
@@ -55,6 +60,33 @@ def test_local_cluster_housekeeping_is_quieter_unless_the_dask_config_says_other
     assert list(memory_interval.values()) == ["500ms"]
     # The job's process keeps its own config once the cluster has started.
     assert dask.config.get("distributed.admin.tick.interval") == "20ms"
+
+
+def _malloc_trim() -> str | None:
+    import os
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+@pytest.mark.parametrize("user_value", [None, 131072])
+def test_local_workers_keep_glibc_adaptive_malloc_unless_the_dask_config_says_otherwise(
+    tmp_path, monkeypatch, user_value
+):
+    """Dask's default MALLOC_TRIM_THRESHOLD_ makes each large buffer a fresh mapping,
+    page-faulted in again for every block; a job's local workers go without it."""
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # as in a fresh shell
+    config = tmp_path / "cluster.yaml"
+    config.write_text("plankton-jobs:\n  cluster:\n    dashboard-address: ':0'\n")
+    overrides = {}
+    if user_value is not None:
+        overrides = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": user_value}
+    with (
+        dask.config.set(overrides),
+        dask_client(workers=1, config=config, echo=lambda _: None) as client,
+    ):
+        values = list(client.run(_malloc_trim).values())
+    assert values == [None if user_value is None else str(user_value)]
+    assert dask.config.get(next(iter(WORKER_ENVIRONMENT))) == 65536  # Dask's default here
 
 
 def test_settings_read_from_dask_environment_variables(monkeypatch, tmp_path):
