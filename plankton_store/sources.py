@@ -160,6 +160,7 @@ class _ListingMembers(Mapping[str, _ZipMember]):
         self.names = names
         self.entries = entries
         self._rows: dict[str, int] | None = None
+        self._lookup: tuple[pd.Index, np.ndarray] | None = None  # see entries_of
 
     def _row(self, name: str) -> int:
         if self._rows is None:  # a repeated name: the last one wins, as in a dict
@@ -180,10 +181,18 @@ class _ListingMembers(Mapping[str, _ZipMember]):
 
     def entries_of(self, names: Sequence[str]) -> np.ndarray:
         """The rows of ``names``, a :data:`_NO_ENTRY` row for a name not listed."""
-        rows = np.fromiter((self._row(name) for name in names), np.int64, len(names))
-        entries = np.empty((len(rows), len(_NO_ENTRY)), dtype=np.int64)
+        # One hash lookup in C for all the names: a block's 4,096 one by one in Python
+        # cost the client ~4 ms, ~0.25 s before the reference build's last block was sent.
+        if self._lookup is None:
+            listed = pd.Index(self.names, dtype=object)
+            last = ~listed.duplicated(keep="last")  # a repeated name: the last one wins
+            self._lookup = (listed[last], np.flatnonzero(last))
+        unique, rows_of = self._lookup
+        found = unique.get_indexer(pd.Index(names, dtype=object))  # -1: not listed
+        entries = np.empty((len(found), len(_NO_ENTRY)), dtype=np.int64)
         entries[:] = _NO_ENTRY
-        entries[rows >= 0] = self.entries[rows[rows >= 0]]
+        hit = found >= 0
+        entries[hit] = self.entries[rows_of[found[hit]]]
         return entries
 
 

@@ -130,6 +130,19 @@ def test_a_batch_carries_its_zip_entries_so_a_worker_never_reads_the_directory(
     assert again._zip is None and again(refs[3]) == expected[refs[3]]
 
 
+def test_listing_entries_of_a_repeated_name_are_its_last_ones():
+    """A zip may hold one name twice; as in zipfile and a dict, the last entry wins, and a
+    name the listing lacks gets the sentinel row."""
+    entries = np.arange(20, dtype=np.int64).reshape(4, 5)
+    listing = sources._ListingMembers(["a", "b", "a", "c"], entries)
+    got = listing.entries_of(["a", "x", "c", "b", "a"])
+    expected = entries[[2, 0, 3, 1, 2]]
+    expected[1] = sources._NO_ENTRY
+    np.testing.assert_array_equal(got, expected)
+    assert listing["a"] == tuple(entries[2].tolist())
+    assert listing.entries_of([]).shape == (0, 5)
+
+
 def test_zip_entries_from_the_listing_match_zipfile_and_a_reader_of_some_members(small_export):
     """The client takes a batch's entries from its listing's arrays; they are zipfile's
     entries, a reader that knows only some members (as a worker does) gives the same rows,
