@@ -4,7 +4,8 @@
     python benchmarks/build_store.py --export ../shared/data/ndsb-dev   # any export
 
 Prints images/s of the whole build (read export, plan, Dask tasks, write, finalize), the
-single-core Pillow decode + resize rate on the same images, the limit for the cluster
+single-core Pillow decode + resize rate on the same images (measured before and after the
+build, the best of both kept), the limit for the cluster
 (workers x single-core rate), the ratio of the two, the Pillow loop's rate in as many
 processes at once as there are workers (what a shared host really gives the cores together)
 and the build's ratio to it, build-store's own single-core decode + resize rate (and the
@@ -140,13 +141,26 @@ def concurrent_pillow_rate(
     return best
 
 
+def peak_memory() -> int:
+    """Peak resident memory (bytes) of this process since it started its program.
+
+    Linux's ``VmHWM``, not ``getrusage``'s ``ru_maxrss``: that one keeps the peak of the
+    process it was forked from across ``exec``, so a Dask worker, spawned from a job process
+    holding a 243,610-row export (~460 MiB), reported that instead of its own ~260 MiB.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # elsewhere: an upper bound
+
+
 def worker_peak_memory(client) -> dict[str, int]:
     """Peak resident memory (bytes) of each worker process since it started."""
-
-    def peak() -> int:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    return client.run(peak)
+    return client.run(peak_memory)
 
 
 def main() -> None:
@@ -175,6 +189,12 @@ def main() -> None:
     options = BuildOptions(
         block_size=args.block_size, chunk_size=512, resize_mode=args.resize, max_per_class=None
     )
+    # The limits are measured before and after the build and each keeps its best: a shared
+    # host can slow down a whole measurement (seen: single-core Pillow at 4,096 images/s
+    # after one build and 6,162 after the one before, 2 processes at once 10,620 and 11,332).
+    blobs = sample_images(export_dir)
+    rates_before = single_core_rates(blobs, options.size)
+    together_before = concurrent_pillow_rate(blobs, options.size, args.workers)
     store = Path(tempfile.mkdtemp(prefix="bench-store-")) / "store.zarr"
     with (
         local_cluster(
@@ -196,10 +216,11 @@ def main() -> None:
         peaks = worker_peak_memory(client)
     shutil.rmtree(store.parent, ignore_errors=True)
 
-    blobs = sample_images(export_dir)
-    pillow_rate, own_rate = single_core_rates(blobs, options.size)
+    rates_after = single_core_rates(blobs, options.size)
+    together_after = concurrent_pillow_rate(blobs, options.size, args.workers)
+    pillow_rate, own_rate = (max(pair) for pair in zip(rates_before, rates_after, strict=True))
     limit = pillow_rate * args.workers
-    together = concurrent_pillow_rate(blobs, options.size, args.workers)
+    together = max(together_before, together_after)
     images_per_second = summary.samples / seconds
     peak = max(peaks.values())
     print()
@@ -207,7 +228,10 @@ def main() -> None:
     print(f"samples stored:             {summary.samples} ({summary.augmented_copies} copies)")
     print(f"build seconds:              {seconds:.1f}")
     print(f"build images/s:             {images_per_second:,.0f}")
-    print(f"single-core Pillow decode+resize:      {pillow_rate:,.0f} images/s")
+    print(
+        f"single-core Pillow decode+resize:      {pillow_rate:,.0f} images/s "
+        f"(before the build {rates_before[0]:,.0f}, after {rates_after[0]:,.0f})"
+    )
     print(f"limit ({args.workers} workers x Pillow):          {limit:,.0f} images/s")
     print(
         f"ratio build / limit:        {images_per_second / limit:.2f} "
@@ -219,7 +243,8 @@ def main() -> None:
     )
     print(
         f"Pillow in {args.workers} processes at once:  {together:,.0f} images/s "
-        f"({together / limit:.2f} of the limit: what the shared host gave the cores together)"
+        f"({together / limit:.2f} of the limit: what the shared host gave the cores together; "
+        f"before the build {together_before:,.0f}, after {together_after:,.0f})"
     )
     print(f"ratio build / that:         {images_per_second / together:.2f}")
     print(
