@@ -159,18 +159,19 @@ class _ListingMembers(Mapping[str, _ZipMember]):
     def __init__(self, names: list[str], entries: np.ndarray) -> None:
         self.names = names
         self.entries = entries
-        self._rows: dict[str, int] | None = None
-        self._lookup: tuple[pd.Index, np.ndarray] | None = None  # see entries_of
+        self._lookup: tuple[pd.Index, np.ndarray] | None = None  # see _names_index
 
-    def _row(self, name: str) -> int:
-        if self._rows is None:  # a repeated name: the last one wins, as in a dict
-            self._rows = dict(zip(self.names, range(len(self.names)), strict=True))
-        return self._rows.get(name, -1)
+    def _names_index(self) -> tuple[pd.Index, np.ndarray]:
+        """The distinct names as a hashed Index, and each one's row in ``entries``."""
+        if self._lookup is None:
+            listed = pd.Index(self.names, dtype=object)
+            last = ~listed.duplicated(keep="last")  # a repeated name: the last one wins
+            self._lookup = (listed[last], np.flatnonzero(last))
+        return self._lookup
 
     def __getitem__(self, name: str) -> _ZipMember:
-        row = self._row(name)
-        if row < 0:
-            raise KeyError(name)
+        unique, rows_of = self._names_index()
+        row = rows_of[unique.get_loc(name)]  # KeyError when not listed
         return tuple(self.entries[row].tolist())  # type: ignore[return-value]
 
     def __iter__(self) -> Iterator[str]:
@@ -183,11 +184,7 @@ class _ListingMembers(Mapping[str, _ZipMember]):
         """The rows of ``names``, a :data:`_NO_ENTRY` row for a name not listed."""
         # One hash lookup in C for all the names: a block's 4,096 one by one in Python
         # cost the client ~4 ms, ~0.25 s before the reference build's last block was sent.
-        if self._lookup is None:
-            listed = pd.Index(self.names, dtype=object)
-            last = ~listed.duplicated(keep="last")  # a repeated name: the last one wins
-            self._lookup = (listed[last], np.flatnonzero(last))
-        unique, rows_of = self._lookup
+        unique, rows_of = self._names_index()
         found = unique.get_indexer(pd.Index(names, dtype=object))  # -1: not listed
         entries = np.empty((len(found), len(_NO_ENTRY)), dtype=np.int64)
         entries[:] = _NO_ENTRY
