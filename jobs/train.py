@@ -173,7 +173,7 @@ class _History:
             lr = f"  lr {row['lr']:.2g}" if "lr" in row and row["lr"] == row["lr"] else ""
             self.echo(
                 f"epoch {epoch:>3}/{self.options.epochs}  loss {row['loss']:.4f}  "
-                f"acc {row['accuracy']:.3f}  val_loss {row['val_loss']:.4f}  "
+                f"acc {_measured(row['accuracy'])}  val_loss {row['val_loss']:.4f}  "
                 f"val_acc {row['val_accuracy']:.3f}  val_macro_f1 {row['val_macro_f1']:.3f}"
                 f"{' *' if improved else '  '}{lr}  {seconds:.1f} s "
                 f"({samples / max(seconds, 1e-9):,.0f} samples/s)"
@@ -189,6 +189,11 @@ class _History:
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
+
+
+def _measured(value: float) -> str:
+    """A metric for the epoch line: three decimals, or a dash where it was not measured."""
+    return "  -  " if math.isnan(value) else f"{value:.3f}"
 
 
 def _val_metrics(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -426,7 +431,9 @@ def _fit_mlp(st, train_set, normalisation, val, val_y, options, history):  # noq
         # Blocks of whole mini-batches, about a thousand samples (the quick size).
         block_size = options.batch_size * max(1, PARTIAL_FIT_BLOCK // options.batch_size)
         for x, y, w in pipeline.blocks(epoch - 1, normalisation, block_size=block_size):
-            if hasattr(clf, "coefs_"):  # accuracy before the update, as Keras reports it
+            # Accuracy before each update, as Keras reports it; the very first block has no
+            # model to ask, so an epoch of one block has no train accuracy (NaN), not 0.
+            if hasattr(clf, "coefs_"):
                 correct += int((clf.predict(x) == y).sum())
                 seen += len(y)
             clf.batch_size = min(options.batch_size, len(y))  # a short last block
@@ -441,7 +448,7 @@ def _fit_mlp(st, train_set, normalisation, val, val_y, options, history):  # noq
             seconds,
             samples,
             loss=loss,
-            accuracy=correct / max(seen, 1),
+            accuracy=correct / seen if seen else math.nan,
             **metrics,
             lr=options.lr,
         ):

@@ -172,6 +172,21 @@ def test_mlp_is_repeatable_and_never_sees_val_or_test(demo_store, tmp_path):
     assert runs[0].val_macro_f1 != runs[2].val_macro_f1  # val itself did change
 
 
+def test_mlp_train_accuracy_is_not_measured_before_the_model_exists(demo_store, tmp_path):
+    """The mlp's train accuracy is taken before each update: with one block per epoch the
+    first epoch has none (NaN and a dash), not an accuracy of 0."""
+    lines: list[str] = []
+    options = TrainOptions(model="mlp", epochs=2, batch_size=4096, patience=100, threads=1)
+    train(demo_store, tmp_path / "m", options, echo=lines.append)
+    history = pd.read_csv(tmp_path / "m" / "history.csv")
+    assert (history["samples"] < 4096).all()  # one block (of whole batches) per epoch
+    assert np.isnan(history["accuracy"].iloc[0])
+    assert 0.0 <= history["accuracy"].iloc[1] <= 1.0
+    epoch_lines = [line for line in lines if line.startswith("epoch")]
+    assert "acc   -    val_loss" in epoch_lines[0] and "acc nan" not in epoch_lines[0]
+    assert "acc 0." in epoch_lines[1] or "acc 1.000" in epoch_lines[1]
+
+
 def test_mlp_job_never_imports_tensorflow(demo_store, tmp_path):
     code = (
         "import sys\n"
