@@ -401,8 +401,9 @@ def report_markdown(ev: Evaluation, counts: np.ndarray, top_confusions: int = 15
         lines[-1:-1] = [
             "",
             f"Intervals: percentile bootstrap over the {s['n_samples']} samples "
-            f"({s['intervals']['resamples']} resamples): how far the figure could move on "
-            "another draw of as many images. Models closer than that are not told apart here.",
+            f"({s['intervals']['resamples']} resamples, drawn within each class): how far the "
+            "figure could move on another draw of as many images of each class. Models closer "
+            "than that are not told apart here.",
         ]
     if s["notes"]:
         lines += ["**Notes**", "", *(f"- {n}" for n in s["notes"]), ""]
@@ -603,7 +604,7 @@ def comparison_markdown(overall: pd.DataFrame, per_class: pd.DataFrame, notes: l
     if PAIRED_COLUMN in overall:
         lines += [
             f"Intervals: percentile bootstrap over the scored images ({BOOTSTRAP_RESAMPLES:,} "
-            "resamples). The "
+            "resamples, drawn within each class). The "
             "paired difference resamples images with both models' predictions; where its "
             "interval holds 0, these images do not tell the model from the first one.",
             "",

@@ -7,7 +7,7 @@ its precision, recall and F1 follow scikit-learn's ``zero_division=0`` conventio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -99,11 +99,12 @@ def bootstrap_intervals(
 ) -> dict[str, Any] | None:
     """Percentile bootstrap intervals of accuracy and macro-F1 over the evaluated samples.
 
-    How much the figures would move on another draw of the same number of images: with
+    How much the figures would move on another draw of as many images of each class: with
     rare classes of a few test images each, macro-F1 moves by a few points, so two models
     (or two runs) closer than the interval's half-width are not told apart by this data.
-    Resamples are paired (each draws images with their predictions) and the same for
-    both figures (same seed).
+    Resamples are paired (each draws images with their predictions), drawn within each
+    true class (see :func:`_stratified_resamples`) and the same for both figures (same
+    seed).
 
     Returns
     -------
@@ -115,11 +116,11 @@ def bootstrap_intervals(
     if len(y_true) < 2:
         return None
 
-    def accuracy(t: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.mean(t == p, axis=axis)
+    def accuracy(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return np.mean(t == p, axis=-1)
 
-    def macro(t: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
-        return macro_f1_rows(np.moveaxis(t, axis, -1), np.moveaxis(p, axis, -1), n_classes)
+    def macro(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return macro_f1_rows(t, p, n_classes)
 
     result: dict[str, Any] = {"confidence": confidence, "resamples": n_resamples}
     for name, statistic in (("accuracy", accuracy), ("macro_f1", macro)):
@@ -129,6 +130,26 @@ def bootstrap_intervals(
     return result
 
 
+def _stratified_resamples(
+    strata: np.ndarray, n_resamples: int, rng: np.random.Generator, batch: int = 100
+) -> Iterator[np.ndarray]:
+    """Bootstrap resamples as ``(b, n)`` index arrays, each drawn with replacement within
+    every stratum (true class), so that every resample keeps each class's support.
+
+    A resample of the whole sample (scipy's ``bootstrap``) leaves out a class of one test
+    image about a third of the time; macro-F1, averaged over the classes present, then
+    loses a class that is usually scored 0, so the interval sat above the estimate (demo
+    store, features model: 0.313 in [0.296, 0.434]; within classes [0.272, 0.346]).
+    The test split holds a fixed number of images per class, which is what this keeps.
+    Batches of ``batch`` resamples bound the memory at any ``n``; scikit-learn's
+    ``resample(stratify=)`` draws one resample per call (28 ms at 73,000 images).
+    """
+    members = [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    for start in range(0, n_resamples, batch):
+        size = min(batch, n_resamples - start)
+        yield np.concatenate([m[rng.integers(0, len(m), (size, len(m)))] for m in members], 1)
+
+
 def _percentile_interval(
     data: tuple[np.ndarray, ...],
     statistic: Callable[..., np.ndarray],
@@ -136,21 +157,13 @@ def _percentile_interval(
     n_resamples: int,
     seed: int,
 ) -> list[float]:
-    """``[low, high]`` of a paired percentile bootstrap of a vectorised ``statistic``."""
-    from scipy.stats import bootstrap
-
-    interval = bootstrap(
-        data,
-        statistic,
-        n_resamples=n_resamples,
-        batch=100,  # 100 resamples x n labels per call: bounded memory at any n
-        vectorized=True,
-        paired=True,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    ).confidence_interval
-    return [round(float(interval.low), 4), round(float(interval.high), 4)]
+    """``[low, high]`` of a paired percentile bootstrap of ``statistic`` (a function of
+    ``(..., n)`` arrays), resampling within the true classes ``data[0]``."""
+    resamples = _stratified_resamples(data[0], n_resamples, np.random.default_rng(seed))
+    values = np.concatenate([statistic(*(v[index] for v in data)) for index in resamples])
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return [round(float(low), 4), round(float(high), 4)]
 
 
 def paired_macro_f1_difference(
@@ -163,7 +176,8 @@ def paired_macro_f1_difference(
     seed: int = 0,
 ) -> dict[str, Any] | None:
     """Macro-F1 of predictions ``b`` minus that of ``a`` on the same images, with a paired
-    percentile bootstrap interval.
+    percentile bootstrap interval (resampled within each true class, as
+    :func:`bootstrap_intervals`).
 
     Pairing (each resample draws images with both models' predictions) cancels what the two
     models share, so the interval of the difference is much narrower than the two models'
@@ -179,8 +193,7 @@ def paired_macro_f1_difference(
     if len(y_true) < 2:
         return None
 
-    def difference(t: np.ndarray, a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-        t, a, b = (np.moveaxis(v, axis, -1) for v in (t, a, b))
+    def difference(t: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return macro_f1_rows(t, b, n_classes) - macro_f1_rows(t, a, n_classes)
 
     return {

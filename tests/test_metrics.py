@@ -111,6 +111,26 @@ def test_bootstrap_intervals_have_the_binomial_width_and_hold_the_estimate():
     assert bootstrap_intervals(y_true[:1], y_pred[:1], 5) is None
 
 
+def test_bootstrap_keeps_every_class_so_missed_rare_ones_do_not_lift_the_interval():
+    """A test split holds a fixed number of images per class. Resampling the whole sample
+    drops a class of one image (missed: F1 0) from a third of the resamples, which lifts
+    their macro-F1 and puts the interval above the estimate; resampling within each class
+    keeps the interval around it."""
+    rng = np.random.default_rng(2)
+    common = rng.integers(0, 3, 600)
+    y_true = np.concatenate([common, np.arange(3, 23)])  # and 20 classes of one image each
+    y_pred = np.concatenate([np.where(rng.random(600) < 0.9, common, (common + 1) % 3),
+                             np.zeros(20, dtype=int)])  # fmt: skip
+    estimate = f1_score(y_true, y_pred, average="macro", zero_division=0)
+    ci = bootstrap_intervals(y_true, y_pred, 23)
+    low, high = ci["macro_f1"]
+    assert low < estimate < high
+    assert abs((low + high) / 2 - estimate) < 0.1 * (high - low)
+    assert high < 3 / 23  # the rare classes' zeros stay in every resample
+    low, high = paired_macro_f1_difference(y_true, y_pred, y_true, 23)["interval"]
+    assert low < 1 - estimate < high
+
+
 def test_paired_difference_tells_a_better_model_from_an_equal_one():
     rng = np.random.default_rng(1)
     n = 3000
