@@ -537,10 +537,10 @@ def configure_keras(threads: int, seed: int) -> Any:
     Other Keras backends (``KERAS_BACKEND=jax``, e.g. on a GPU machine without TensorFlow)
     import no TensorFlow and keep their own thread settings.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    import plankton_store.keras_layers  # noqa: F401  (our layers and backend settings first)
 
-    import plankton_store.keras_layers  # noqa: F401  (our layers and GPU memory settings first)
+    # isort: split
+    import keras
 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf

@@ -1,7 +1,8 @@
 """Keras layers of our own, registered for saving and loading.
 
-This module imports Keras (and, when training, TensorFlow): import it only inside the Keras
-code paths (:func:`plankton_store.models.build_cnn`, :func:`~plankton_store.models.load_model`).
+This module imports Keras (and, when training, TensorFlow), after setting the backends'
+environment defaults: import it before Keras, and only inside the Keras code paths
+(:func:`plankton_store.models.build_cnn`, :func:`~plankton_store.models.load_model`).
 A ``model.keras`` that uses these layers loads wherever ``plankton_store.keras_layers`` has
 been imported, or with ``custom_objects`` naming them.
 """
@@ -15,6 +16,9 @@ from typing import Any
 # takes GPU memory as it needs it, instead of the 75% of the card JAX preallocates by default,
 # which leaves the second process none. Set before the first JAX op; a user's value stands.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# TensorFlow's C++ start-up notes (CPU instruction sets, oneDNN) are not for our users;
+# warnings and errors still show. Read when TensorFlow loads, i.e. at ``import keras``.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 

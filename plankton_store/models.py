@@ -516,9 +516,10 @@ def load_model(model_dir: str | os.PathLike) -> TrainedModel:
     if kind == ENSEMBLE_KIND:
         estimator = [load_model(member) for member in ensemble_members(path, meta)]
     elif kind in KERAS_KINDS:
-        import keras
+        import plankton_store.keras_layers  # noqa: F401  (backend settings; our layers)
 
-        import plankton_store.keras_layers  # noqa: F401  (registers our layers for loading)
+        # isort: split
+        import keras
 
         estimator = keras.saving.load_model(target, compile=False, safe_mode=True)
     else:
