@@ -719,9 +719,6 @@ class _BatchFetch:
         return {**self.__dict__, "_zip": None}
 
     def __call__(self, ref: str) -> bytes:
-        if self._zip is not None:  # a local zip, already indexed: the usual case
-            zf, zip_path = self._zip
-            return _read_member(zf, ref, zip_path)
         if self.zip_entries is not None:  # first call in this process: index the zip
             known = (self.zip_entries[:, 0] >= 0).tolist()
             members = dict(
@@ -737,7 +734,9 @@ class _BatchFetch:
             if not is_url(self.fetcher.root):
                 # Kept for the batch: looking the reader up per image costs ~3 us.
                 self._zip = (zf, zip_path)
-                return _read_member(zf, ref, zip_path)
+        if self._zip is not None:  # a local zip, already indexed: the usual case
+            zf, zip_path = self._zip
+            return _read_member(zf, ref, zip_path)
         if not is_url(self.fetcher.root):
             return self.fetcher.fetch(ref)
         if self._found is None:
@@ -1437,7 +1436,7 @@ def _read_features(
         raw = df.pop("objid").fillna("").astype("str")
         # meta.csv's parser: one C loop for a table of plain integers, as there usually is.
         is_int, objid = _parse_int64(raw)
-        bad = (~is_int | objid.isna()).to_numpy()
+        bad = objid.isna().to_numpy()  # not an integer, or out of range
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             problem = "is out of the int64 range" if is_int.iloc[i] else "is not an integer"
