@@ -29,11 +29,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from jobs.build_store import build_store
-from jobs.cluster import local_cluster
-from plankton_store.imageops import RESAMPLE, draft_target, prepare_image
-from plankton_store.plan import BuildOptions
-from plankton_store.sources import read_export
+from plankton_store.cluster import local_cluster
+from plankton_store.io import RESAMPLE, draft_target, prepare_image, read_export
+from plankton_store.store import BuildOptions, build_store
 
 TARGET_IMAGES_PER_SECOND = 13_000
 TARGET_FRACTION_OF_LIMIT = 0.8
@@ -42,7 +40,7 @@ TARGET_WORKER_MEMORY = 1 << 30
 
 def demo_export(scale: float, seed: int, cache: Path) -> Path:
     """The demo export at ``scale``, generated once and kept in ``cache``."""
-    from plankton_store.synthetic import make_demo_export
+    from plankton_store.demo import make_demo_export
 
     out = cache / f"demo-scale{scale:g}-seed{seed}"
     if not (out / "meta.csv").exists():
@@ -74,7 +72,7 @@ def single_core_rates(
     """Images/s of two bare decode + grayscale + resize loops on one core (bytes in RAM).
 
     The first is Pillow's (:func:`pillow_decode_resize`, issue 3's limit); the second is
-    build-store's own :func:`~plankton_store.imageops.prepare_image`, which takes the same
+    build-store's own :func:`~plankton_store.io.prepare_image`, which takes the same
     pixels from libjpeg-turbo without Pillow's Python-level header parsing; the build's
     ratio to it measures build-store's own overhead (reading, Dask, writing). The two loops
     alternate for ``rounds`` rounds and each keeps its best: a limit, measured when the

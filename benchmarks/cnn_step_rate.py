@@ -4,7 +4,7 @@
     KERAS_BACKEND=jax python benchmarks/cnn_step_rate.py     # e.g. on a GPU machine
     python benchmarks/cnn_step_rate.py --size 64x64 --rotate --models cnn   # a padded store's cnn
 
-Builds each network as ``plankton-jobs train`` does (``plankton_store.models``) and times
+Builds each network as ``plankton-jobs train`` does (``plankton_store.ml._models``) and times
 ``train_on_batch`` on random uint8 images (no store, no input pipeline, no validation), after
 a few warm-up steps. Prints samples per second of wall clock and, since a shared 2-core host
 lends a process anywhere from 0.7 to 1.8 cores, samples per CPU second of this process (the
@@ -30,8 +30,7 @@ def step_rate(
     (``rotate``: the cnn with its any-angle rotation layer, as on padded stores)."""
     import keras
 
-    from plankton_store.models import build_cnn, build_seed_cnn
-    from plankton_store.sampling import Normalisation
+    from plankton_store.ml import Normalisation, build_cnn, build_seed_cnn
 
     normalisation = Normalisation(
         image_mean=200.0, image_std=40.0, size_mean=(4.0, 4.0), size_std=(0.5, 0.5)

@@ -15,7 +15,7 @@ import time
 
 import psutil
 
-from jobs.cluster import local_cluster
+from plankton_store.cluster import local_cluster
 
 
 def tree_cpu_seconds() -> float:

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from plankton_store.synthetic import timed_export
+from plankton_store.demo import timed_export
 
 LIMIT_S = 600.0  # full scale (243,610 images) must take at most 10 minutes
 

@@ -41,12 +41,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from jobs.build_store import build_store
-from jobs.ensemble import ensemble
-from jobs.evaluate import PAIRED_COLUMN, compare_reports, evaluate
-from jobs.train import TrainOptions, train
-from plankton_store.plan import BuildOptions
-from plankton_store.store import open_store
+from plankton_store.ml import TrainOptions, ensemble, evaluate, train
+from plankton_store.report import PAIRED_COLUMN, compare_reports
+from plankton_store.store import BuildOptions, build_store, open_store
 
 __all__ = ["TARGETS", "main"]
 
@@ -56,7 +53,7 @@ TARGETS: dict[str, dict[str, float]] = {
     "level1": {"accuracy": 0.66},
 }
 #: Seconds kept from the cnn's budget for refitting its head after the Keras fit
-#: (:mod:`plankton_store.head`: 8 views of train and val), per class: the logistic
+#: (:mod:`plankton_store.ml._head`: 8 views of train and val), per class: the logistic
 #: regression grows with the classes (45-60 s for level2's 35, 133 s for level1's 121).
 HEAD_ALLOWANCE_S = (45.0, 0.8)  # seconds + seconds per class
 
@@ -123,7 +120,7 @@ def run_level(
         epochs=result.epochs_run,
         best_epoch=result.best_epoch,
         cnn_val_macro_f1=round(result.val_macro_f1, 4),
-        # Which head the cnn kept and both heads' 8-view val figures (plankton_store.head).
+        # Which head the cnn kept and both heads' 8-view val figures (plankton_store.ml._head).
         cnn_head={k: cnn_meta.get(k) for k in ("head", "head_fit")},
         tta=tta,
         worst=evaluation.per_class.sort_values(["f1", "support"], ascending=[True, False])
@@ -205,7 +202,7 @@ def main() -> None:
 
     from distributed import Client
 
-    from jobs.cluster import local_cluster
+    from plankton_store.cluster import local_cluster
 
     results = []
     with local_cluster(2, dashboard_address=":0") as cluster:

@@ -24,7 +24,7 @@ import time
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from plankton_store.models import conv_trunk
+from plankton_store.ml import conv_trunk
 from plankton_store.store import open_store
 
 

@@ -3,7 +3,7 @@
     python benchmarks/scaling.py                                   # 1%, 10%, 50%, 100%
     python benchmarks/scaling.py --full-scale 0.1 --sizes 0.1,0.5,1  # 1%, 5%, 10% (quicker)
 
-The demo export (``plankton_store.synthetic.make_demo_export``) is generated once at
+The demo export (``plankton_store.demo.make_demo_export``) is generated once at
 ``--full-scale`` (1.0 = the 243,610-image reference workload) into ``--cache``; the smaller
 sizes are seeded random subsets of its rows (meta.csv, images and feature tables), so every
 size draws from the same image population. Each size is built on a local cluster of
@@ -34,9 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jobs.build_store import BuildSummary, build_store
-from jobs.cluster import local_cluster
-from plankton_store.plan import BuildOptions
+from plankton_store.cluster import local_cluster
+from plankton_store.store import BuildOptions, BuildSummary, build_store
 
 TARGET_SPREAD = 0.25
 TARGET_SPEEDUP = 1.7
@@ -45,7 +44,7 @@ DONE_MARKER = ".complete"
 
 def demo_export(scale: float, seed: int, cache: Path) -> Path:
     """The demo export at ``scale``, generated once into ``cache`` (reused when complete)."""
-    from plankton_store.synthetic import make_demo_export
+    from plankton_store.demo import make_demo_export
 
     out = cache / f"demo-scale{scale:g}-seed{seed}"
     if not (out / DONE_MARKER).exists():
@@ -95,8 +94,8 @@ def _warm_up() -> None:
     import PIL.Image  # noqa: F401
     import zarr  # noqa: F401
 
-    import plankton_store.build  # noqa: F401
-    import plankton_store.sources  # noqa: F401 - unpickling a task's fetcher imports it
+    import plankton_store.io._fetch  # noqa: F401 - unpickling a task's fetcher imports it
+    import plankton_store.store._block  # noqa: F401
 
 
 def timed_build(client, export: Path, options: BuildOptions) -> tuple[float, int, int]:

@@ -19,8 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from jobs.train import TrainOptions, train
-from plankton_store.sampling import BalancedSampler, BatchPipeline, Normalisation, TrainSet
+from plankton_store.ml import (
+    BalancedSampler,
+    BatchPipeline,
+    Normalisation,
+    TrainOptions,
+    TrainSet,
+    train,
+)
 from plankton_store.store import open_store
 
 __all__ = ["build_demo_store", "main", "pipeline_throughput"]
@@ -35,10 +41,9 @@ def build_demo_store(scale: float, workdir: Path, workers: int) -> str:
     """Demo export at ``scale`` and a default 64x48 store built from it (reused if present)."""
     from distributed import Client
 
-    from jobs.build_store import build_store
-    from jobs.cluster import local_cluster
-    from plankton_store.plan import BuildOptions
-    from plankton_store.synthetic import make_demo_export
+    from plankton_store.cluster import local_cluster
+    from plankton_store.demo import make_demo_export
+    from plankton_store.store import BuildOptions, build_store
 
     store = workdir / f"demo-{scale:g}.zarr"
     if store.exists():

@@ -1,4 +1,6 @@
-"""Batch jobs of plankton-jobs: one module per job, each a plain function plus a click command.
+"""The plankton-jobs commands: one module per job, each a thin click command.
 
-``jobs`` imports :mod:`plankton_store`, never the reverse.
+A job parses its options, makes one call into :mod:`plankton_store` and prints the outcome.
+Jobs import :mod:`plankton_store` (and the shared options of :mod:`jobs._options`), never
+each other; :mod:`plankton_store` never imports ``jobs``.
 """

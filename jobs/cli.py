@@ -21,7 +21,7 @@ COMMANDS: dict[str, str] = {
     "train": "jobs.train:train_command",
     "ensemble": "jobs.ensemble:ensemble_command",
     "evaluate": "jobs.evaluate:evaluate_command",
-    "compare": "jobs.evaluate:compare_command",
+    "compare": "jobs.compare:compare_command",
     "predict": "jobs.predict:predict_command",
     "verify": "jobs.verify:verify_command",
 }

@@ -1,6 +1,6 @@
 """plankton_store: the library behind plankton-jobs.
 
-The store format (:mod:`plankton_store.format`), export readers (:mod:`~.sources`), image
+The store format (:mod:`plankton_store.store.format`), export readers (:mod:`~.sources`), image
 operations (:mod:`~.imageops`), the build plan (:mod:`~.plan`), store access (:mod:`~.store`)
 and the synthetic FlowCam export generator (:mod:`~.synthetic`).
 
@@ -23,12 +23,13 @@ _EXPORTS = {
     "PlanktonStore": "plankton_store.store",
     "IncompleteStoreError": "plankton_store.store",
     "StoreFormatError": "plankton_store.store",
-    "read_export": "plankton_store.sources",
-    "Export": "plankton_store.sources",
-    "ExportError": "plankton_store.sources",
-    "BuildOptions": "plankton_store.plan",
-    "make_plan": "plankton_store.plan",
-    "make_demo_export": "plankton_store.synthetic",
+    "build_store": "plankton_store.store",
+    "BuildOptions": "plankton_store.store",
+    "make_plan": "plankton_store.store",
+    "read_export": "plankton_store.io",
+    "Export": "plankton_store.io",
+    "ExportError": "plankton_store.io",
+    "make_demo_export": "plankton_store.demo",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -95,7 +95,7 @@ def dask_client() -> Iterator[object]:
     """Two single-threaded worker processes, shared by every test that needs Dask."""
     from distributed import Client
 
-    from jobs.cluster import local_cluster
+    from plankton_store.cluster import local_cluster
 
     with local_cluster(2, dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
@@ -108,8 +108,7 @@ SMALL_STORE_OPTIONS = dict(block_size=32, chunk_size=16, augment_below=30, size=
 @pytest.fixture(scope="session")
 def small_store(small_export: Path, tmp_path_factory: pytest.TempPathFactory, dask_client) -> str:
     """A store built from ``small_export`` (artefact dropped; 32x24 images)."""
-    from jobs.build_store import build_store
-    from plankton_store.plan import BuildOptions
+    from plankton_store.store import BuildOptions, build_store
 
     path = str(tmp_path_factory.mktemp("small_store") / "store.zarr")
     build_store(
@@ -134,8 +133,13 @@ def fit_small_model(
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
-    from plankton_store.models import ModelInputs, TrainedModel, feature_matrix, save_model
-    from plankton_store.sampling import Normalisation
+    from plankton_store.ml import (
+        ModelInputs,
+        Normalisation,
+        TrainedModel,
+        feature_matrix,
+        save_model,
+    )
     from plankton_store.store import open_store
 
     store = open_store(store_path)
@@ -182,9 +186,8 @@ DEMO_MIN_IMAGES = 30
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory: pytest.TempPathFactory, dask_client) -> str:
     """A small store from the synthetic export: 15 imbalanced classes, 32x24, ~1000 samples."""
-    from jobs.build_store import build_store
-    from plankton_store.plan import DEFAULT_DROP_CLASSES, BuildOptions
-    from plankton_store.synthetic import expected_level2_counts, make_demo_export
+    from plankton_store.demo import expected_level2_counts, make_demo_export
+    from plankton_store.store import DEFAULT_DROP_CLASSES, BuildOptions, build_store
 
     root = tmp_path_factory.mktemp("demo")
     export = make_demo_export(root / "export", scale=DEMO_SCALE, seed=0, workers=2, progress=False)

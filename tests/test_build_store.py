@@ -15,13 +15,16 @@ import zarr
 from click.testing import CliRunner
 from PIL import Image
 
-from jobs.build_store import build_store, build_store_command
-from plankton_store import format as fmt
-from plankton_store.features import COMPUTED_COLUMNS, compute_features
-from plankton_store.imageops import RESAMPLE, augment
-from plankton_store.plan import BuildOptions, make_plan
-from plankton_store.sources import read_export
-from plankton_store.store import IncompleteStoreError, open_store
+from jobs.build_store import build_store_command
+from plankton_store.io import COMPUTED_COLUMNS, RESAMPLE, augment, compute_features, read_export
+from plankton_store.store import (
+    BuildOptions,
+    IncompleteStoreError,
+    build_store,
+    make_plan,
+    open_store,
+)
+from plankton_store.store import format as fmt
 from tests.conftest import SMALL_COUNTS, write_flowcam_export
 
 # Small blocks so that even a small export spans many shards and both workers.

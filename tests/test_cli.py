@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from jobs.cli import COMMANDS, main
-from plankton_store import __version__
+from plankton_store.ml._models import __version__
 from tests.conftest import REPO_ROOT
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import click
 import dask.config
 import pytest
 
-from jobs.cluster import (
+from plankton_store.cluster import (
     QUIET_HOUSEKEEPING,
     WORKER_ENVIRONMENT,
+    ClusterConfigError,
     dask_client,
     load_cluster_config,
 )
@@ -104,11 +104,13 @@ def test_settings_read_from_dask_environment_variables(monkeypatch, tmp_path):
         monkeypatch.setenv("DASK_PLANKTON_JOBS__CLUSTER__WORKER_PROFILER", "maybe")
         monkeypatch.setenv("DASK_PLANKTON_JOBS__CLUSTER__N_WORKRES", "3")
         dask.config.refresh()
-        with pytest.raises(click.UsageError, match=r"unknown keys \['n-workres'\]"):
+        with pytest.raises(ClusterConfigError, match=r"unknown keys \['n-workres'\]"):
             load_cluster_config(config)
         monkeypatch.delenv("DASK_PLANKTON_JOBS__CLUSTER__N_WORKRES")
         dask.config.refresh()
-        with pytest.raises(click.UsageError, match="worker-profiler: 'maybe' is not true or false"):
+        with pytest.raises(
+            ClusterConfigError, match="worker-profiler: 'maybe' is not true or false"
+        ):
             with dask_client(workers=1, config=config, echo=lambda _: None):
                 pass
     finally:

@@ -31,11 +31,9 @@ import zarr
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
-from jobs.build_store import build_store  # noqa: E402
-from jobs.cluster import dask_client, load_cluster_config  # noqa: E402
-from plankton_store import format as fmt  # noqa: E402
-from plankton_store.plan import BuildOptions  # noqa: E402
-from plankton_store.store import open_store  # noqa: E402
+from plankton_store.cluster import dask_client, load_cluster_config
+from plankton_store.store import BuildOptions, build_store, open_store
+from plankton_store.store import format as fmt  # noqa: E402
 
 BIN = Path(sys.executable).parent
 BUCKET = "plankton"

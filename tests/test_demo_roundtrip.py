@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from jobs.cli import main
-from plankton_store.sources import read_export
-from plankton_store.synthetic import expected_level2_counts
+from plankton_store.demo import expected_level2_counts
+from plankton_store.io import read_export
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,21 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from jobs.build_store import build_store
-from jobs.ensemble import ensemble, ensemble_command
-from jobs.evaluate import evaluate
-from jobs.predict import predict_source
-from plankton_store import format as fmt
-from plankton_store.ensemble import fit_weights, pool_probabilities, pool_views
-from plankton_store.inference import ModelMismatchError, cached_model, read_model_info
-from plankton_store.metrics import macro_f1
-from plankton_store.plan import BuildOptions
-from plankton_store.store import open_store
+from jobs.ensemble import ensemble_command
+from plankton_store.ml import (
+    ModelMismatchError,
+    cached_model,
+    ensemble,
+    evaluate,
+    fit_weights,
+    pool_probabilities,
+    pool_views,
+    predict_source,
+    read_model_info,
+)
+from plankton_store.report import macro_f1
+from plankton_store.store import BuildOptions, build_store, open_store
+from plankton_store.store import format as fmt
 from tests.conftest import SMALL_STORE_OPTIONS, fit_small_model, write_flowcam_export
 
 

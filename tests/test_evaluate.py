@@ -12,23 +12,21 @@ from click.testing import CliRunner
 from PIL import Image
 from sklearn.metrics import classification_report, f1_score
 
-from jobs.evaluate import (
+from jobs.compare import compare_command
+from jobs.evaluate import evaluate_command
+from plankton_store.ml import ModelMismatchError, evaluate, predict_proba_tta
+from plankton_store.report import (
     INTERVAL_COLUMN,
     PAIRED_COLUMN,
     REPORT_FILES,
-    compare_command,
     compare_reports,
-    evaluate,
-    evaluate_command,
+    per_class_table,
 )
-from plankton_store import plots
-from plankton_store.inference import ModelMismatchError
-from plankton_store.metrics import per_class_table
+from plankton_store.report import _plots as plots
 from plankton_store.store import open_store
-from plankton_store.tta import predict_proba_tta
 
-pytest.importorskip("plankton_store.models")
-from plankton_store.models import ModelInputs, load_model  # noqa: E402
+pytest.importorskip("plankton_store.ml._models")
+from plankton_store.ml import ModelInputs, load_model
 
 
 def quiet(_: str) -> None:

@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from jobs.explore import EXPLORE_FILES, NO_LABEL, explore_command, explore_export, write_exploration
-from plankton_store import format as fmt
+from jobs.explore import explore_command
+from plankton_store.report import EXPLORE_FILES, NO_LABEL, explore_export, write_exploration
+from plankton_store.store import format as fmt
 from plankton_store.store import open_store
 from tests.conftest import write_flowcam_export
 

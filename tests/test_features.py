@@ -1,4 +1,4 @@
-"""Tests of plankton_store.features: values on hand-made images."""
+"""Tests of plankton_store.io._computed: values on hand-made images."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from plankton_store.features import (
+from plankton_store.io import (
     COMPUTED_COLUMNS,
     DESCRIPTOR_COLUMNS,
     FEATURE_COLUMNS,

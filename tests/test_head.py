@@ -9,11 +9,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from jobs.train import TrainOptions, train, train_command
-from plankton_store.head import HEAD_FILE, fit_head, head_sample
-from plankton_store.inference import make_inputs
-from plankton_store.metrics import macro_f1
-from plankton_store.models import ModelInputs, keras_inputs, load_model
+from jobs.train import train_command
+from plankton_store.ml import (
+    HEAD_FILE,
+    ModelInputs,
+    TrainOptions,
+    fit_head,
+    keras_inputs,
+    load_model,
+    train,
+)
+from plankton_store.ml._head import head_sample
+from plankton_store.report import macro_f1
 from plankton_store.store import open_store
 
 
@@ -31,7 +38,7 @@ def _sized_inputs(labels: np.ndarray, rng: np.random.Generator) -> ModelInputs:
     """Inputs whose class shows only in the original size (square, so every view agrees)."""
     side = (20 * (labels + 1) + rng.integers(-3, 4, len(labels))).astype(np.int32)
     images = rng.integers(0, 256, (len(labels), 8, 8), dtype=np.uint8)
-    return make_inputs(images, side, side.copy(), {})
+    return ModelInputs(images, side, side.copy(), {})
 
 
 def test_fit_head_learns_from_every_view_and_keeps_class_codes():

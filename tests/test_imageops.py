@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from plankton_store.imageops import (
+from plankton_store.io import (
     ImageDecodeError,
-    _decode_jpeg_luma,
     augment,
     decode_gray,
     image_features,
@@ -18,6 +17,7 @@ from plankton_store.imageops import (
     prepare_image,
     resize,
 )
+from plankton_store.io._images import _decode_jpeg_luma
 
 
 def encode(im: Image.Image, fmt: str) -> bytes:
@@ -164,7 +164,7 @@ def test_parse_size_refuses(text):
 
 def test_image_features_give_the_columns_a_model_asks_for():
     """A model trained on an older store (native columns only) gets just those columns."""
-    from plankton_store.features import COMPUTED_COLUMNS, FEATURE_COLUMNS
+    from plankton_store.io import COMPUTED_COLUMNS, FEATURE_COLUMNS
 
     im = Image.new("L", (40, 30), 220)
     im.paste(40, (5, 5, 25, 20))

@@ -8,8 +8,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from jobs.train import configure_keras  # noqa: E402
-from plankton_store.keras_layers import (  # noqa: E402
+from plankton_store.ml import configure_keras  # noqa: E402
+from plankton_store.ml._keras_layers import (  # noqa: E402
     FusedBatchNormalization,
     JittableRandomRotation,
 )

@@ -14,7 +14,9 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from plankton_store.metrics import (
+from plankton_store.ml import DIHEDRAL, predict_proba_tta, tta_views
+from plankton_store.ml._tta import dihedral, dihedral_view
+from plankton_store.report import (
     bootstrap_intervals,
     format_top_k,
     macro_f1_rows,
@@ -24,7 +26,6 @@ from plankton_store.metrics import (
     summary_metrics,
     top_k_accuracy,
 )
-from plankton_store.tta import DIHEDRAL, dihedral, dihedral_view, predict_proba_tta, tta_views
 
 CLASSES = ["a", "b", "c", "d", "e"]  # "e" never occurs and is never predicted
 

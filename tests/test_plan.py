@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plankton_store.format import AUGMENTATIONS, NO_SOURCE, Split
-from plankton_store.plan import COPY_OBJID, BuildOptions, make_plan
+from plankton_store.store import BuildOptions, make_plan
+from plankton_store.store._plan import COPY_OBJID
+from plankton_store.store.format import AUGMENTATIONS, NO_SOURCE, Split
 
 
 def table(counts: dict[str, int], empty: int = 0) -> pd.DataFrame:

@@ -7,17 +7,20 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from jobs.predict import predict_command, predict_source, rejects_path_for
-from plankton_store import format as fmt
-from plankton_store.imageops import prepare_images
-from plankton_store.inference import ModelMismatchError
-from plankton_store.sources import read_export
+from jobs.predict import predict_command
+from plankton_store.io import prepare_images, read_export
+from plankton_store.ml import (
+    ModelMismatchError,
+    predict_proba_tta,
+    predict_source,
+    rejects_path_for,
+)
+from plankton_store.store import format as fmt
 from plankton_store.store import open_store
-from plankton_store.tta import predict_proba_tta
 from tests.conftest import fit_small_model, jpeg, shape_image
 
-pytest.importorskip("plankton_store.models")
-from plankton_store.models import ModelInputs, load_model  # noqa: E402
+pytest.importorskip("plankton_store.ml._models")
+from plankton_store.ml import ModelInputs, load_model
 
 
 def quiet(_: str) -> None:

@@ -20,11 +20,16 @@ from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 from PIL import Image
 
-from jobs.build_store import StoreExistsError, build_store, build_store_command
+from jobs.build_store import build_store_command
 from jobs.verify import verify_command
-from plankton_store import format as fmt
-from plankton_store.plan import BuildOptions
-from plankton_store.store import IncompleteStoreError, open_store
+from plankton_store.store import (
+    BuildOptions,
+    IncompleteStoreError,
+    StoreExistsError,
+    build_store,
+    open_store,
+)
+from plankton_store.store import format as fmt
 from tests.conftest import REPO_ROOT, jpeg, write_flowcam_export
 
 OPTIONS = BuildOptions(block_size=16, chunk_size=16, augment_below=20, size=(24, 16))
@@ -297,7 +302,7 @@ def test_failed_rebuild_keeps_the_previous_store(medium_export, reference_store,
         with Client(cluster) as client:
 
             def break_writes() -> None:
-                import plankton_store.build as build
+                import plankton_store.store._block as build
 
                 def fail(*args, **kwargs):
                     raise RuntimeError("disk on fire")

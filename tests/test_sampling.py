@@ -1,22 +1,23 @@
-"""Balanced sampling, chunk-wise gathering, streaming and augmentation (plankton_store.sampling)."""
+"""Balanced sampling, gathering, streaming and augmentation (plankton_store.ml._trainset,
+_balance, _batches and _augment)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from plankton_store import format as fmt
-from plankton_store.sampling import (
+from plankton_store.ml import (
     BALANCE_POLICIES,
     BalancedSampler,
     BatchPipeline,
     Normalisation,
     TrainSet,
     augment_batch,
-    blend_images,
     gather_images,
     turn_images,
 )
+from plankton_store.ml._augment import blend_images
+from plankton_store.store import format as fmt
 from plankton_store.store import open_store
 
 
@@ -202,11 +203,12 @@ def test_turn_of_a_non_square_image_is_a_transpose_resized_back():
 
 
 def test_augmented_batches_hold_a_flip_or_turn_of_each_sample(store, monkeypatch):
-    import plankton_store.sampling as sampling
+    # TrainSet.read turns the images (augment_batch only flips them here): patch it there.
+    import plankton_store.ml._trainset as trainset
 
     calls = []
-    real_turn = sampling.turn_images
-    monkeypatch.setattr(sampling, "turn_images", lambda x: calls.append(len(x)) or real_turn(x))
+    real_turn = trainset.turn_images
+    monkeypatch.setattr(trainset, "turn_images", lambda x: calls.append(len(x)) or real_turn(x))
     images = store.images[:]
     sizes = np.log(np.stack([store.array("orig_height")[:], store.array("orig_width")[:]], 1))
     for memory_limit in (10**9, 0):  # turned once and kept, or turned on read

@@ -18,11 +18,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from plankton_store import sources
-from plankton_store.sources import (
+from plankton_store.io import (
     Export,
     ExportError,
     ImageFetcher,
+    _flowcam,
+    _meta,
     read_export,
     read_flowcam_export,
     read_image_folder,
@@ -546,7 +547,7 @@ def test_zip_and_features_read_by_other_processes_give_the_same_export(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """build-store has its idle workers list the zip and parse the feature tables."""
-    monkeypatch.setattr(sources, "EXECUTOR_MIN_META_BYTES", 0)  # these exports are tiny
+    monkeypatch.setattr(_flowcam, "EXECUTOR_MIN_META_BYTES", 0)  # these exports are tiny
     rows = [row(1), row("x"), row(1), row(2), ["3", "too", "few"], row(42)]
     images = {
         "imgs/1.jpg": jpeg_bytes(1),
@@ -584,10 +585,10 @@ def test_small_export_is_read_without_other_processes(
     write_features(root, "native", "objid,area\n1,2\n")
     meta_bytes = (root / "meta.csv").stat().st_size
     with RecordingExecutor() as pool:
-        monkeypatch.setattr(sources, "EXECUTOR_MIN_META_BYTES", meta_bytes + 1)
+        monkeypatch.setattr(_flowcam, "EXECUTOR_MIN_META_BYTES", meta_bytes + 1)
         small = read_export(root, executor=pool)
         assert pool.ran == []
-        monkeypatch.setattr(sources, "EXECUTOR_MIN_META_BYTES", meta_bytes)
+        monkeypatch.setattr(_flowcam, "EXECUTOR_MIN_META_BYTES", meta_bytes)
         big = read_export(root, executor=pool)
         assert sorted(pool.ran) == ["_list_zip", "_read_features"]
     pd.testing.assert_frame_equal(small.table, big.table)
@@ -701,7 +702,7 @@ TRICKY_META = (
 
 def test_fast_and_csv_parsers_agree(tmp_path: Path) -> None:
     """The pandas fast path and the csv-module path give the same rows and lines."""
-    from plankton_store.sources import _read_meta_csv, _read_meta_fast, _scan_records
+    from plankton_store.io._meta import _read_meta_csv, _read_meta_fast, _scan_records
 
     data = TRICKY_META.encode()
     scan = _scan_records(data, ",")
@@ -748,7 +749,7 @@ def test_well_formed_meta_takes_the_fast_path(tmp_path: Path, monkeypatch) -> No
     def fail(*args: object) -> None:
         raise AssertionError("the csv-module fallback ran on a well-formed meta.csv")
 
-    monkeypatch.setattr(sources, "_read_meta_csv", fail)
+    monkeypatch.setattr(_meta, "_read_meta_csv", fail)
     images = {f"imgs/{i}.jpg": jpeg_bytes(i) for i in (1, 2, 3)}
     export = read_export(make_export(tmp_path, images=images, meta_text=TRICKY_META))
     assert len(export.table) == 3
@@ -807,7 +808,7 @@ def make_zip(
 def test_zip_directory_reader_agrees_with_zipfile(data: bytes, one_pass: bool) -> None:
     """The one-pass central directory reader lists what zipfile lists, byte for byte, and
     leaves to zipfile the zips it does not parse itself."""
-    from plankton_store.sources import (
+    from plankton_store.io._zipdir import (
         _central_directory,
         _parse_central_directory,
         _read_zip_listing,
@@ -824,7 +825,7 @@ def test_zip_directory_reader_agrees_with_zipfile(data: bytes, one_pass: bool) -
 
 
 def test_zip_directory_reader_refuses_damaged_zips() -> None:
-    from plankton_store.sources import _read_zip_listing
+    from plankton_store.io._zipdir import _read_zip_listing
 
     data = make_zip(40)
     with pytest.raises(zipfile.BadZipFile):
@@ -842,7 +843,7 @@ def test_zip_directory_reader_refuses_damaged_zips() -> None:
 def test_objids_parse_as_the_integer_pattern_says(text: str) -> None:
     """The one-loop int() path for a column of objids accepts exactly what ``_INT_RE``
     accepts (not int()'s digit groups) and gives NA out of the int64 range."""
-    from plankton_store.sources import _INT_RE, _parse_int64
+    from plankton_store.io._meta import _INT_RE, _parse_int64
 
     column = pd.Series(["1", text, "2"], dtype="str")
     is_int, values = _parse_int64(column)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from plankton_store.sources import read_export
+from plankton_store.io import read_export
 from tests.conftest import NDSB_DEV
 
 pytestmark = [

@@ -11,8 +11,7 @@ import fsspec
 import numpy as np
 import pytest
 
-from plankton_store import sources
-from plankton_store.sources import ExportError, is_url, read_export
+from plankton_store.io import ExportError, _zip, _zipdir, is_url, read_export
 
 
 @pytest.fixture
@@ -111,7 +110,7 @@ def test_a_batch_carries_its_zip_entries_so_a_worker_never_reads_the_directory(
     shipped = pickle.loads(pickle.dumps(fetcher.batch(refs[:10])))  # as sent to a worker
     # One array of entries, not a tuple per image (each would be pickled three times).
     assert shipped.zip_entries.shape == (10, 5) and shipped.zip_entries.dtype == np.int64
-    monkeypatch.setattr(sources, "_ZIP_CACHE", {})  # a fresh worker process
+    monkeypatch.setattr(_zip, "_ZIP_CACHE", {})  # a fresh worker process
 
     def no_directory(*args, **kwargs):
         raise AssertionError("the worker read the zip's central directory")
@@ -134,10 +133,10 @@ def test_listing_entries_of_a_repeated_name_are_its_last_ones():
     """A zip may hold one name twice; as in zipfile and a dict, the last entry wins, and a
     name the listing lacks gets the sentinel row."""
     entries = np.arange(20, dtype=np.int64).reshape(4, 5)
-    listing = sources._ListingMembers(["a", "b", "a", "c"], entries)
+    listing = _zipdir._ListingMembers(["a", "b", "a", "c"], entries)
     got = listing.entries_of(["a", "x", "c", "b", "a"])
     expected = entries[[2, 0, 3, 1, 2]]
-    expected[1] = sources._NO_ENTRY
+    expected[1] = _zipdir._NO_ENTRY
     np.testing.assert_array_equal(got, expected)
     assert listing["a"] == tuple(entries[2].tolist())
     assert listing.entries_of([]).shape == (0, 5)
@@ -149,21 +148,21 @@ def test_zip_entries_from_the_listing_match_zipfile_and_a_reader_of_some_members
     and both give a sentinel row for a name the zip lacks."""
     fetcher = read_export(small_export).fetcher
     names = [*read_export(small_export).table["image"][:7], "imgs/no-such-image.jpg"]
-    client_zip = sources._open_zip(fetcher._zip_path())
-    assert isinstance(client_zip.members, sources._ListingMembers)
+    client_zip = _zip._open_zip(fetcher._zip_path())
+    assert isinstance(client_zip.members, _zipdir._ListingMembers)
     with zipfile.ZipFile(fetcher._zip_path()) as zf:
         infos = [zf.getinfo(n) for n in names[:-1]]
     expected = [
         [i.header_offset, i.compress_size, i.compress_type, i.CRC, len(i.extra)] for i in infos
     ]
     some = {n: client_zip.members[n] for n in names[:-1]}
-    partial_zip = sources._LocalZip(fetcher._zip_path(), some)
+    partial_zip = _zip._LocalZip(fetcher._zip_path(), some)
     assert not partial_zip.complete and isinstance(partial_zip.members, dict)
     from_listing, from_members = client_zip.entries_of(names), partial_zip.entries_of(names)
     np.testing.assert_array_equal(from_listing, from_members)
     assert from_listing[:-1].tolist() == expected
     assert [list(client_zip.member(n)) for n in names[:-1]] == expected
-    assert tuple(from_listing[-1]) == sources._NO_ENTRY
+    assert tuple(from_listing[-1]) == _zipdir._NO_ENTRY
     assert names[-1] not in client_zip.members and len(client_zip.members) > len(some)
     shipped = pickle.loads(pickle.dumps(fetcher.batch(names)))
     assert shipped(names[0]) == fetcher.fetch(names[0])

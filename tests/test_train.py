@@ -15,18 +15,19 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
-from jobs.train import (
+from jobs.train import train_command
+from plankton_store.ml import (
+    ModelInputs,
     TrainOptions,
     configure_keras,
+    load_model,
     parse_grid,
     run_grid,
     train,
-    train_command,
 )
-from plankton_store import format as fmt
-from plankton_store.metrics import macro_f1
-from plankton_store.models import ModelInputs, load_model
+from plankton_store.report import macro_f1
 from plankton_store.store import StoreFormatError, open_store
+from plankton_store.store import format as fmt
 
 #: Short runs that still learn on the 32x24 demo store.
 RUNS = {
@@ -95,7 +96,7 @@ def test_model_beats_stratified_random_and_writes_model_dir(trained, demo_store)
         f1 = macro_f1(store.labels[val_idx], proba.argmax(axis=1))
         assert f1 == pytest.approx(meta["val_macro_f1"], abs=1e-6)
     else:
-        from plankton_store.tta import predict_proba_tta
+        from plankton_store.ml import predict_proba_tta
 
         tta = predict_proba_tta(model, val, model.resize_mode)
         f1 = macro_f1(store.labels[val_idx], tta.argmax(axis=1))
@@ -193,11 +194,11 @@ def test_mlp_job_never_imports_tensorflow(demo_store, tmp_path):
         "from click.testing import CliRunner\n"
         "from jobs.cli import main\n"
         "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n"
-        "import jobs.train, plankton_store.models, plankton_store.sampling\n"
-        "from jobs.train import TrainOptions, train\n"
+        "import jobs.train, plankton_store.ml, plankton_store.report, plankton_store.store\n"
+        "from plankton_store.ml import TrainOptions, train\n"
         f"train({demo_store!r}, {str(tmp_path / 'm')!r}, TrainOptions(model='mlp', epochs=1, "
         "threads=1), echo=None)\n"
-        "from plankton_store.models import load_model\n"
+        "from plankton_store.ml import load_model\n"
         f"load_model({str(tmp_path / 'm')!r})\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
         "assert not bad, bad[:5]\n"
@@ -224,16 +225,15 @@ def test_cnn_trains_on_the_jax_backend_without_tensorflow(demo_store, tmp_path):
     code = _NO_TENSORFLOW + (
         "import keras, numpy as np\n"
         "assert keras.backend.backend() == 'jax'\n"
-        "from jobs.train import TrainOptions, train\n"
+        "from plankton_store.ml import TrainOptions, train\n"
         f"train({demo_store!r}, {str(out)!r}, TrainOptions(model='cnn', epochs=2, "
         "head='softmax', threads=1), echo=None)\n"
-        "from plankton_store.models import ModelInputs, load_model\n"
+        "from plankton_store.ml import ModelInputs, load_model\n"
         "from plankton_store.store import open_store\n"
         f"store = open_store({demo_store!r})\n"
         "inputs = ModelInputs.from_store(store, store.split_indices('val'))\n"
         f"np.save({str(tmp_path / 'jax.npy')!r}, load_model({str(out)!r}).predict_proba(inputs))\n"
-        "from plankton_store.models import build_cnn\n"
-        "from plankton_store.sampling import Normalisation\n"
+        "from plankton_store.ml import Normalisation, build_cnn\n"
         "norm = Normalisation(image_mean=200.0, image_std=40.0, size_mean=(4.0, 4.0), "
         "size_std=(0.5, 0.5))\n"
         "assert build_cnn((32, 32), 3, norm, rotate=True).jit_compile  # XLA with rotations too\n"

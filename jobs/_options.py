@@ -1,0 +1,78 @@
+"""What several jobs share on the command line: click options and the Dask client.
+
+Not a job: jobs import this module, never each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+
+from plankton_store.cluster import (
+    CONFIG_ENV,
+    ClusterConfigError,
+    dask_client,
+    load_cluster_config,
+)
+
+#: The --model option of the jobs that use a trained model (evaluate, predict).
+model_dir_option = click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder of a trained model (the --out of `plankton-jobs train`).",
+)
+
+#: The --tta option of evaluate and predict.
+tta_option = click.option(
+    "--tta",
+    is_flag=True,
+    help="Average over the 8 flips / 90-degree rotations (rotated views of non-square "
+    "images are resized back to the model size; see plankton_store.ml._tta).",
+)
+
+#: The --seed option of the jobs whose random choices must be repeatable.
+seed_option = click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of every random choice."
+)
+
+
+def cluster_options(func: Callable) -> Callable:
+    """The shared --workers / --scheduler / --cluster-config options of every Dask job."""
+    func = click.option(
+        "--cluster-config",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help=f"Cluster config file [default: ${CONFIG_ENV}, else ./cluster.yaml if present].",
+    )(func)
+    func = click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="Use an existing Dask scheduler, e.g. tcp://10.0.0.5:8786, instead of a local one.",
+    )(func)
+    func = click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Local cluster worker processes, one thread each [default: cluster config, 2].",
+    )(func)
+    return func
+
+
+@contextlib.contextmanager
+def job_client(
+    workers: int | None, scheduler: str | None, cluster_config: str | None
+) -> Iterator[Any]:
+    """The job's Dask client (:func:`plankton_store.cluster.dask_client`); a bad cluster
+    setting is a usage error, reported before anything starts."""
+    try:
+        load_cluster_config(cluster_config)
+    except ClusterConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    with dask_client(workers, scheduler, cluster_config, echo=click.echo) as client:
+        yield client

@@ -1,0 +1,81 @@
+"""An export's optional feature tables, ``features_<name>.csv[.gz]``.
+
+Each table becomes a float32 frame indexed by objid (int64); its file's bytes go into the
+export's fingerprint.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from plankton_store.io._export import ExportError
+from plankton_store.io._fs import _Folder
+from plankton_store.io._layout import FEATURE_FILE
+from plankton_store.io._meta import _parse_int64
+
+
+def _read_features(
+    folder: _Folder,
+) -> tuple[dict[str, pd.DataFrame], list[tuple[str, bytes]]]:
+    """Every ``features_<name>.csv[.gz]`` in the folder as a float32 frame indexed by objid,
+    and each file's name and bytes (for the export's fingerprint)."""
+    features: dict[str, pd.DataFrame] = {}
+    files: list[tuple[str, bytes]] = []
+    for file_name, is_dir in folder.children():
+        m = FEATURE_FILE.match(file_name)
+        if not m or is_dir:
+            continue
+        path = folder.join(file_name)
+        name = m["name"]
+        if name in features:
+            raise ExportError(
+                f"{path}: a second feature table named {name!r}; keep only one of "
+                f"features_{name}.csv and features_{name}.csv.gz"
+            )
+        data = folder.read_bytes(file_name)
+        files.append((file_name, data))
+        try:
+            df = pd.read_csv(
+                io.BytesIO(data),
+                compression="gzip" if file_name.endswith(".gz") else None,
+                dtype={"objid": "str"},
+                keep_default_na=True,
+            )
+        except (
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            gzip.BadGzipFile,
+            zlib.error,
+            EOFError,
+            UnicodeDecodeError,
+        ) as e:
+            raise ExportError(f"{path}: unreadable feature table ({e}); fix or remove it") from None
+        if "objid" not in df.columns:
+            raise ExportError(f"{path}: no 'objid' column; fix or remove this feature table")
+        raw = df.pop("objid").fillna("").astype("str")
+        # meta.csv's parser: one C loop for a table of plain integers, as there usually is.
+        is_int, objid = _parse_int64(raw)
+        bad = objid.isna().to_numpy()  # not an integer, or out of range
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            problem = "is out of the int64 range" if is_int.iloc[i] else "is not an integer"
+            raise ExportError(
+                f"{path}: objid {raw.iloc[i]!r} on line {i + 2} {problem}; "
+                "fix or remove this feature table"
+            )
+        index = pd.Index(objid.to_numpy(np.int64), name="objid")
+        if index.has_duplicates:
+            dup = int(index[index.duplicated()][0])
+            raise ExportError(f"{path}: objid {dup} appears twice; fix or remove this table")
+        for col in df.columns:
+            if not pd.api.types.is_numeric_dtype(df[col].dtype):
+                df[col] = pd.to_numeric(df[col], errors="coerce")  # text cells -> NaN
+        df = df.astype(np.float32)
+        df.index = index
+        features[name] = df
+    return features, files

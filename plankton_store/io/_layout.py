@@ -1,0 +1,45 @@
+"""The export layouts: their names and the names of their files, defined once.
+
+FlowCam / EcoTaxa layout::
+
+    export/
+        meta.csv                  objid, <label column>, any other columns
+        imgs.zip                  members imgs/<objid>.jpg  (or an imgs/ folder instead)
+        features_native.csv.gz    optional: objid + numeric columns
+        features_skimage.csv.gz   optional
+        taxo.csv                  optional, not read: the taxonomy of the labels
+
+Image-folder layout::
+
+    root/<class>/<file>.jpg       label = <class>; files directly in root are unlabelled
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Layout name of a FlowCam / EcoTaxa ``meta.csv`` export (``Export.layout``).
+FLOWCAM_LAYOUT = "flowcam"
+#: Layout name of a folder of class folders of images.
+FOLDER_LAYOUT = "image-folder"
+
+META_FILE = "meta.csv"
+ZIP_NAME = "imgs.zip"
+IMAGES_DIR = "imgs"
+TAXO_FILE = "taxo.csv"
+#: Lower-case file extensions accepted as images.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
+#: Label column name reported for the image-folder layout.
+FOLDER_LABEL_COLUMN = "folder"
+#: A feature table's file: ``features_<name>.csv`` or ``.csv.gz``.
+FEATURE_FILE = re.compile(r"^features_(?P<name>[A-Za-z0-9_]+)\.csv(?:\.gz)?$")
+
+
+def feature_file(name: str) -> str:
+    """The file of feature table ``name`` as writers name it: ``features_<name>.csv.gz``."""
+    return f"features_{name}.csv.gz"
+
+
+def image_member(objid: int | str) -> str:
+    """Where an export keeps the image of ``objid``: ``imgs/<objid>.jpg``."""
+    return f"{IMAGES_DIR}/{objid}.jpg"

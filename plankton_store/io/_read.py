@@ -1,0 +1,103 @@
+"""Reading an export whatever its layout: :func:`read_export`, and :func:`read_source`.
+
+:func:`read_export` tells a FlowCam / EcoTaxa export (a folder with meta.csv) from an image
+folder and reads it with :func:`~plankton_store.io.read_flowcam_export` or
+:func:`~plankton_store.io.read_image_folder`; :func:`read_source` reads an export whose
+labels are optional, as prediction and evaluation do.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from plankton_store.io._export import Export, ExportError
+from plankton_store.io._flowcam import read_flowcam_export
+from plankton_store.io._folder import read_image_folder
+from plankton_store.io._fs import _Folder, _join
+from plankton_store.io._layout import FEATURE_FILE, IMAGES_DIR, META_FILE, ZIP_NAME
+
+__all__ = ["read_export", "read_source"]
+
+
+def read_export(
+    path: str | os.PathLike[str],
+    label_column: str = "level2",
+    storage_options: dict[str, Any] | None = None,
+    executor: Executor | None = None,
+) -> Export:
+    """Read an export, detecting its layout.
+
+    A folder with ``meta.csv`` is a FlowCam / EcoTaxa export; any other folder is read as
+    an image folder (class sub-folders of images, or images directly in it).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The export folder: a local path or an fsspec URL (``s3://bucket/export``).
+    label_column : str, default "level2"
+        meta.csv column holding the labels (FlowCam layout only).
+    storage_options : dict, optional
+        fsspec options of a URL ``path``; None uses the fsspec configuration.
+    executor : concurrent.futures.Executor, optional
+        Other processes (a Dask client's ``get_executor()``) that read a FlowCam export's
+        zip directory and feature tables while this one reads meta.csv.
+
+    Returns
+    -------
+    Export
+
+    Raises
+    ------
+    ExportError
+        Not a folder, a FlowCam export without meta.csv, or a structural problem found by
+        :func:`read_flowcam_export` or :func:`read_image_folder`.
+    """
+    folder = _Folder(path, storage_options)
+    # Messages name the folder as the user gave it.
+    root = os.fspath(path).rstrip("/") if folder.fs is not None else str(Path(path))
+    if not folder.is_dir():
+        raise ExportError(
+            f"{root}: no such folder; give the folder of a FlowCam export or of images"
+        )
+    if folder.is_file(META_FILE):
+        return read_flowcam_export(path, label_column, storage_options, executor)
+    # imgs.zip, feature tables or a lone imgs/ folder say "FlowCam export", whose
+    # meta.csv is missing; reading it as an image folder would silently invent labels.
+    children = folder.children()
+    subdirs = [name for name, is_dir in children if is_dir and not name.startswith(".")]
+    flowcam_hints = [name for name, _ in children if name == ZIP_NAME or FEATURE_FILE.match(name)]
+    if flowcam_hints or subdirs == [IMAGES_DIR]:
+        found = ", ".join(sorted(flowcam_hints) or [IMAGES_DIR + "/"])
+        raise ExportError(
+            f"{_join(root, META_FILE)}: not found, but {root} looks like a FlowCam export "
+            f"({found}); add the meta.csv of the export (objid + label columns)"
+        )
+    return read_image_folder(path, storage_options=storage_options)
+
+
+def read_source(source: str | os.PathLike[str], label_column: str) -> tuple[Export, bool]:
+    """Read an export to classify or score: unlike :func:`read_export`, labels are optional.
+
+    Returns
+    -------
+    export : Export
+    has_labels : bool
+        Whether any row has a label (a FlowCam export without ``label_column`` has none).
+    """
+    meta = Path(source) / META_FILE
+    if meta.is_file():
+        with open(meta, newline="", encoding="utf-8", errors="replace") as f:
+            header = next(csv.reader(f), [])
+        if label_column not in [h.strip() for h in header]:
+            # The reader insists on a label column; read the objid as a stand-in and drop it.
+            export = read_export(source, label_column="objid")
+            export.table["label"] = pd.array([pd.NA] * len(export.table), dtype="string")
+            return export, False
+    export = read_export(source, label_column=label_column)
+    return export, bool(export.table["label"].notna().any())

@@ -1,0 +1,246 @@
+"""A zip's central directory, listed in one vectorised pass.
+
+:func:`_read_zip_listing` gives a :class:`_ZipListing`: the file members' names, their
+entries (:data:`_ZipMember` fields) as one int64 array, and the text that fingerprints the
+zip. The readers of :mod:`plankton_store.io._zip` read members from these entries.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from typing import BinaryIO, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+# Where one zip member lies and how to check it, what a read needs from the central
+# directory: (header offset, compressed size, compression method, CRC-32, length of the
+# directory's extra field). A plain tuple: a ZipInfo is ten times larger to ship with a
+# task, and building or pickling 243,610 named tuples cost the client about a second.
+_ZipMember = tuple[int, int, int, int, int]
+
+
+class _ZipListing(NamedTuple):
+    """What readers need from a zip's central directory."""
+
+    names: list[str]  # file members (no folders), in directory order
+    fingerprint: bytes  # "name<TAB>CRC<TAB>size" of every entry, for the export fingerprint
+    entries: np.ndarray  # (len(names), 5) int64: the members' _ZipMember fields, in order
+
+    @property
+    def members(self) -> _ListingMembers:
+        """Name -> :data:`_ZipMember`, read from ``entries``."""
+        return _ListingMembers(self.names, self.entries)
+
+
+# An entries row for a name the zip does not hold (a member's header offset is never < 0).
+_NO_ENTRY = (-1, 0, 0, 0, 0)
+
+
+class _ListingMembers(Mapping[str, _ZipMember]):
+    """A whole listing's members, name -> :data:`_ZipMember`, each read from the entries
+    array when asked for: 243,610 tuples built up front cost the client ~0.2 s before the
+    first task, and only the names index (built on first use) is needed to ship entries."""
+
+    def __init__(self, names: list[str], entries: np.ndarray) -> None:
+        self.names = names
+        self.entries = entries
+        self._lookup: tuple[pd.Index, np.ndarray] | None = None  # see _names_index
+
+    def _names_index(self) -> tuple[pd.Index, np.ndarray]:
+        """The distinct names as a hashed Index, and each one's row in ``entries``."""
+        if self._lookup is None:
+            listed = pd.Index(self.names, dtype=object)
+            last = ~listed.duplicated(keep="last")  # a repeated name: the last one wins
+            self._lookup = (listed[last], np.flatnonzero(last))
+        return self._lookup
+
+    def __getitem__(self, name: str) -> _ZipMember:
+        unique, rows_of = self._names_index()
+        row = rows_of[unique.get_loc(name)]  # KeyError when not listed
+        return tuple(self.entries[row].tolist())  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(self.names))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys(self.names))
+
+    def entries_of(self, names: Sequence[str]) -> np.ndarray:
+        """The rows of ``names``, a :data:`_NO_ENTRY` row for a name not listed."""
+        # One hash lookup in C for all the names: a block's 4,096 one by one in Python
+        # cost the client ~4 ms, ~0.25 s before the reference build's last block was sent.
+        unique, rows_of = self._names_index()
+        found = unique.get_indexer(pd.Index(names, dtype=object))  # -1: not listed
+        entries = np.empty((len(found), len(_NO_ENTRY)), dtype=np.int64)
+        entries[:] = _NO_ENTRY
+        hit = found >= 0
+        entries[hit] = self.entries[rows_of[found[hit]]]
+        return entries
+
+
+_END_RECORD = struct.Struct("<4s4H2LH")  # end of central directory record, 22 bytes
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")  # zip64 end of central directory locator, 20 bytes
+_ZIP64_END_RECORD = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory, 56 bytes
+# Central directory file header (46 bytes), then name, extra field and comment.
+_CENTRAL_HEADER = np.dtype(
+    [
+        ("magic", "S4"),
+        ("made_by", "<u2"),
+        ("needed", "<u2"),
+        ("flags", "<u2"),
+        ("method", "<u2"),
+        ("time", "<u2"),
+        ("date", "<u2"),
+        ("crc", "<u4"),
+        ("packed", "<u4"),
+        ("size", "<u4"),
+        ("name_length", "<u2"),
+        ("extra_length", "<u2"),
+        ("comment_length", "<u2"),
+        ("disk", "<u2"),
+        ("internal_attributes", "<u2"),
+        ("external_attributes", "<u4"),
+        ("offset", "<u4"),
+    ]
+)
+_VARIABLE_LENGTHS = struct.Struct("<28x3H")  # name, extra and comment lengths of a header
+# The header fields of a _ZipMember, in its order.
+_MEMBER_FIELDS = ("offset", "packed", "method", "crc", "extra_length")
+_UTF8_NAME = 0x800  # general purpose flag: the name is UTF-8, not cp437
+_ZIP64_MARK = 0xFFFFFFFF  # a 32-bit field whose value lies in the zip64 extra field
+
+
+def _read_zip_listing(file: BinaryIO) -> _ZipListing:
+    """List a zip's members from its central directory (``file`` is seekable, binary).
+
+    The directory is read in two requests and parsed in one pass over its records:
+    ``zipfile`` builds a ``ZipInfo`` per entry, about 15 us each, so 3.7 s of the client's
+    time for the 243,610 images of the reference workload before any task could start
+    (a tenth of the build). Zips this pass does not parse exactly as ``zipfile`` does
+    (zip64 entries, data before the zip, split archives, NUL bytes in names) and damaged
+    ones are listed by ``zipfile``, which also gives damaged ones their error.
+    """
+    directory = _central_directory(file)
+    listing = None if directory is None else _parse_central_directory(directory)
+    if listing is not None:
+        return listing
+    file.seek(0)
+    with zipfile.ZipFile(file) as zf:
+        infos = zf.infolist()
+    files = [i for i in infos if not i.is_dir()]
+    fields = [
+        (i.header_offset, i.compress_size, i.compress_type, i.CRC, len(i.extra)) for i in files
+    ]
+    names = [i.filename for i in files]
+    entries = np.array(fields, dtype=np.int64).reshape(-1, len(_MEMBER_FIELDS))
+    fingerprint = "\n".join(f"{i.filename}\t{i.CRC}\t{i.file_size}" for i in infos)
+    return _ZipListing(names, fingerprint.encode(), entries)
+
+
+def _central_directory(file: BinaryIO) -> tuple[bytes, int] | None:
+    """The central directory's bytes and its entry count, or None when in doubt."""
+    size = file.seek(0, os.SEEK_END)
+    tail_size = min(size, _ZIP64_LOCATOR.size + _END_RECORD.size + 0xFFFF)  # + longest comment
+    file.seek(size - tail_size)
+    tail = file.read(tail_size)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + _END_RECORD.size > len(tail):
+        return None
+    _, disk, directory_disk, _, entries, length, offset, comment = _END_RECORD.unpack_from(tail, at)
+    end_record = size - tail_size + at
+    if at + _END_RECORD.size + comment != len(tail) or disk or directory_disk:
+        return None
+    if entries == 0xFFFF or length == _ZIP64_MARK or offset == _ZIP64_MARK:
+        if at < _ZIP64_LOCATOR.size:
+            return None
+        magic, _, end_record, _ = _ZIP64_LOCATOR.unpack_from(tail, at - _ZIP64_LOCATOR.size)
+        if magic != b"PK\x06\x07":
+            return None
+        file.seek(end_record)
+        record = file.read(_ZIP64_END_RECORD.size)
+        if len(record) != _ZIP64_END_RECORD.size:
+            return None
+        magic, _, _, _, disk, directory_disk, _, entries, length, offset = _ZIP64_END_RECORD.unpack(
+            record
+        )
+        if magic != b"PK\x06\x06" or disk or directory_disk:
+            return None
+    if offset + length != end_record:  # data before the zip shifts every offset: zipfile
+        return None
+    file.seek(offset)
+    directory = file.read(length)
+    return (directory, entries) if len(directory) == length else None
+
+
+def _record_starts(data: bytes) -> np.ndarray | None:
+    """Offsets of the central directory's records, or None when a record runs past the end.
+
+    Each record holds the length of its variable part, so the records form a chain. Every
+    place the record signature occurs is taken as a record and the chain is checked in one
+    vectorised pass; only when a signature also occurs inside a name or an extra field
+    does the check fail, and the chain is walked record by record (0.5 s in Python for the
+    reference workload's 243,610 entries, against ~30 ms).
+    """
+    raw = np.frombuffer(data, np.uint8)
+    size = _CENTRAL_HEADER.itemsize
+    if len(raw) >= size:
+        at = np.flatnonzero(
+            (raw[:-3] == ord("P")) & (raw[1:-2] == ord("K")) & (raw[2:-1] == 1) & (raw[3:] == 2)
+        )
+        at = at[at <= len(raw) - size]
+        if len(at) and at[0] == 0:
+            lengths = raw[at[:, None] + np.arange(28, 34)].astype(np.int64)
+            ends = at + size + lengths[:, 0::2].sum(axis=1) + 256 * lengths[:, 1::2].sum(axis=1)
+            if (ends[:-1] == at[1:]).all() and ends[-1] == len(raw):
+                return at
+    starts = []
+    pos = 0
+    try:
+        while pos < len(data):
+            starts.append(pos)
+            name_length, extra_length, comment_length = _VARIABLE_LENGTHS.unpack_from(data, pos)
+            pos += size + name_length + extra_length + comment_length
+    except struct.error:
+        return None
+    return np.asarray(starts, dtype=np.int64) if pos == len(data) else None
+
+
+def _parse_central_directory(directory: tuple[bytes, int]) -> _ZipListing | None:
+    data, entries = directory
+    # Find the records, then read their fixed parts all at once.
+    at = _record_starts(data)
+    if at is None or len(at) != entries or not len(at):
+        return None
+    raw = np.frombuffer(data, np.uint8)
+    header = raw[at[:, None] + np.arange(_CENTRAL_HEADER.itemsize)].view(_CENTRAL_HEADER)[:, 0]
+    if (header["magic"] != b"PK\x01\x02").any():
+        return None
+    if any((header[f] == _ZIP64_MARK).any() for f in ("packed", "size", "offset")):
+        return None  # zip64 entries: their real values lie in extra fields
+    name_starts = (at + _CENTRAL_HEADER.itemsize).tolist()
+    name_ends = (at + _CENTRAL_HEADER.itemsize + header["name_length"]).tolist()
+    raw_names = [data[a:b] for a, b in zip(name_starts, name_ends, strict=True)]
+    all_names = [""] * len(raw_names)
+    utf8 = header["flags"] & _UTF8_NAME != 0
+    for encoding, group in (("utf-8", np.flatnonzero(utf8)), ("cp437", np.flatnonzero(~utf8))):
+        if not len(group):
+            continue
+        # One decode for all the names of an encoding, NUL-separated.
+        decoded = b"\x00".join([raw_names[i] for i in group]).decode(encoding).split("\x00")
+        if len(decoded) != len(group):  # a NUL byte in a name
+            return None
+        for i, name in zip(group.tolist(), decoded, strict=True):
+            all_names[i] = name
+    crc, size = header["crc"].tolist(), header["size"].tolist()
+    fingerprint = "\n".join(
+        map("\t".join, zip(all_names, map(str, crc), map(str, size), strict=True))
+    ).encode()
+    is_file = [not name.endswith("/") for name in all_names]
+    files = np.flatnonzero(is_file)
+    names = [all_names[i] for i in files]
+    entries = np.stack([header[f][files].astype(np.int64) for f in _MEMBER_FIELDS], axis=1)
+    return _ZipListing(names, fingerprint, entries)

@@ -1,0 +1,267 @@
+"""Classify an export or an image folder with a trained model, on Dask.
+
+Images go through :func:`plankton_store.io.prepare_images` (the decode + resize of
+build-store) at the model's image size and resize mode, one Dask task per block of a few
+thousand images; each worker loads the model once. Labels are not needed; when the source
+has them they are copied into the output, and ``evaluate SOURCE`` can score them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from plankton_store.cluster import run_blocks
+from plankton_store.io import Export, feature_file, read_source
+from plankton_store.ml._inference import ExportBlock, ExportBlockResult, predict_export_block
+from plankton_store.ml._modeldir import (
+    ModelInfo,
+    ModelMismatchError,
+    read_model_info,
+    tta_mismatch_note,
+)
+from plankton_store.report import format_top_k
+from plankton_store.store import format as fmt
+
+#: Images per Dask task.
+DEFAULT_BLOCK_SIZE = 2048
+PREDICTION_COLUMNS = ("objid", "image", "label", "predicted", "probability", "top3")
+
+
+@dataclass
+class Classified:
+    """Predictions for the rows of an export table.
+
+    Attributes
+    ----------
+    ok : numpy.ndarray
+        ``(len(table),)`` bool: the row's image was decoded and classified.
+    proba : numpy.ndarray
+        ``(ok.sum(), n_classes)`` float32 for the ok rows, in table order.
+    failures : pandas.DataFrame
+        ``objid``, ``image``, ``reason`` of the rows whose image could not be used.
+    seconds : float
+        Wall time of the classification.
+    """
+
+    ok: np.ndarray
+    proba: np.ndarray
+    failures: pd.DataFrame
+    seconds: float
+
+
+def aligned_export_features(export: Export, info: ModelInfo) -> dict[str, np.ndarray]:
+    """The export's feature tables as float32 rows aligned to its table.
+
+    Only the tables and columns the model was trained on when model.json names them (a
+    missing column reads as NaN), else every table of the export.
+
+    Raises
+    ------
+    ModelMismatchError
+        The model needs a feature table that the export does not have.
+    """
+    objids = export.table["objid"].to_numpy(np.int64)
+    wanted = info.feature_columns or {t: list(f.columns) for t, f in export.features.items()}
+    out = {}
+    for table, columns in wanted.items():
+        frame = export.features.get(table)
+        if frame is None and table == fmt.COMPUTED_FEATURES:
+            continue  # computed from the images by each task, as build-store does
+        if frame is None:
+            raise ModelMismatchError(
+                f"model {info.model_dir} uses the feature table {table!r}, which "
+                f"{export.root} does not have ({feature_file(table)}); classify an "
+                "export with that table, or a model that needs none (mlp, or a cnn "
+                "trained with --head softmax)"
+            )
+        frame = frame[~frame.index.duplicated(keep="first")]
+        out[table] = frame.reindex(index=objids, columns=columns).to_numpy(np.float32)
+    return out
+
+
+def classify_export(
+    export: Export,
+    info: ModelInfo,
+    client: Any,
+    tta: bool = False,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    rows: np.ndarray | None = None,
+    progress: bool = True,
+) -> Classified:
+    """Classify export rows on Dask: one task per block of ``block_size`` images.
+
+    Parameters
+    ----------
+    export
+        From :func:`plankton_store.io.read_source` or :func:`~plankton_store.io.read_export`.
+    info
+        The model (see :func:`plankton_store.ml.read_model_info`).
+    client
+        A ``distributed.Client``.
+    rows
+        Positions in ``export.table`` to classify (default: all); the result follows them.
+    """
+    started = time.perf_counter()
+    table = export.table if rows is None else export.table.iloc[rows].reset_index(drop=True)
+    features = aligned_export_features(export, info)
+    if rows is not None:
+        features = {t: v[rows] for t, v in features.items()}
+    refs = table["image"].tolist()
+    computed_columns = (
+        ()
+        if fmt.COMPUTED_FEATURES in features
+        else tuple(info.feature_columns.get(fmt.COMPUTED_FEATURES, ()))
+    )
+    blocks = [
+        ExportBlock(
+            start=start,
+            refs=refs[start : start + block_size],
+            features={t: v[start : start + block_size] for t, v in features.items()},
+            size=info.image_size,
+            resize_mode=info.resize_mode,
+            computed_columns=computed_columns,
+        )
+        for start in range(0, len(refs), block_size)
+    ]
+    # Each block's zip entries travel with it; a block is a pure function of its inputs,
+    # so it is safe to retry.
+    calls = [(b, export.fetcher.batch(b.refs), info.model_dir, tta) for b in blocks]
+    results: list[ExportBlockResult] = run_blocks(
+        client,
+        predict_export_block,
+        calls,
+        name="predict-block",
+        desc="predict",
+        sizes=[len(b) for b in blocks],
+        progress=progress,
+    )
+    n_classes = len(info.class_names)
+    ok = np.concatenate([r.ok for r in results]) if results else np.zeros(0, bool)
+    proba = (
+        np.concatenate([r.proba for r in results])
+        if results
+        else np.zeros((0, n_classes), np.float32)
+    )
+    if proba.shape[1] != n_classes:
+        raise ModelMismatchError(
+            f"model {info.model_dir} gives {proba.shape[1]} probabilities but model.json "
+            f"lists {n_classes} classes"
+        )
+    failed = [(r.start + pos, reason) for r in results for pos, reason in r.failures.items()]
+    positions = [p for p, _ in failed]
+    failures = pd.DataFrame(
+        {
+            "objid": table["objid"].to_numpy()[positions],
+            "image": table["image"].to_numpy()[positions],
+            "reason": [reason for _, reason in failed],
+        }
+    )
+    return Classified(ok, proba, failures, time.perf_counter() - started)
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict_source` wrote."""
+
+    out: Path
+    rejects: Path | None
+    n_predicted: int
+    n_rejected: int
+    seconds: float
+    predictions: pd.DataFrame
+
+
+def predictions_frame(
+    table: pd.DataFrame,
+    ok: np.ndarray,
+    proba: np.ndarray,
+    class_names: list[str],
+    with_labels: bool,
+) -> pd.DataFrame:
+    """One row per classified image: objid, image, [label], predicted, probability, top3."""
+    kept = table[ok].reset_index(drop=True)
+    best = np.argmax(proba, axis=1) if len(proba) else np.zeros(0, int)
+    frame = pd.DataFrame(
+        {
+            "objid": kept["objid"].to_numpy(np.int64),
+            "image": kept["image"].astype(str).to_numpy(),
+            "label": kept["label"].to_numpy(),
+            "predicted": np.asarray(class_names, dtype=object)[best],
+            "probability": np.round(proba[np.arange(len(best)), best], 4),
+            "top3": format_top_k(proba, class_names, 3),
+        },
+        columns=list(PREDICTION_COLUMNS),
+    )
+    return frame if with_labels else frame.drop(columns="label")
+
+
+def rejects_path_for(out: str | Path) -> Path:
+    """``predictions.csv`` -> ``predictions.rejects.csv``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".rejects.csv")
+
+
+def predict_source(
+    source: str | Path,
+    model_dir: str | Path,
+    out: str | Path,
+    client: Any,
+    tta: bool = False,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    label_column: str | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> PredictResult:
+    """Classify every image of an export or image folder and write ``out`` (CSV).
+
+    Rows are in the source's input order. Images that cannot be read or decoded, and the
+    reader's own rejects, go to ``<out stem>.rejects.csv`` with their reason.
+
+    Parameters
+    ----------
+    source
+        FlowCam/EcoTaxa export folder or image folder (labelled or not).
+    model_dir
+        The ``--out`` folder of ``plankton-jobs train``.
+    out
+        CSV to write.
+    client
+        A ``distributed.Client``.
+    tta
+        Average over the 8 flips / 90° rotations (:mod:`plankton_store.ml._tta`).
+    label_column
+        meta.csv label column (default: the model's).
+    """
+    started = time.perf_counter()
+    info = read_model_info(model_dir)
+    export, has_labels = read_source(source, label_column or info.label_column)
+    echo(
+        f"Read {len(export.table)} images from {source} ({export.layout} layout); "
+        f"model {info.name}, {len(info.class_names)} classes, "
+        f"{info.image_size[0]}x{info.image_size[1]} {info.resize_mode}"
+        + (", TTA x8" if tta else "")
+    )
+    if note := tta_mismatch_note(info, tta):
+        echo(f"Note: {note}")
+    classified = classify_export(export, info, client, tta, block_size, progress=progress)
+    frame = predictions_frame(
+        export.table, classified.ok, classified.proba, info.class_names, has_labels
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    rejects = pd.concat([export.rejects, classified.failures], ignore_index=True)
+    rej_path = None
+    if len(rejects):
+        rej_path = rejects_path_for(out)
+        rejects[["objid", "image", "reason"]].to_csv(rej_path, index=False)
+    return PredictResult(
+        out, rej_path, len(frame), len(rejects), time.perf_counter() - started, frame
+    )

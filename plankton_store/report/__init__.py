@@ -1,0 +1,109 @@
+"""Reports: metrics with bootstrap intervals, evaluation and exploration reports, plots.
+
+The plotting functions import matplotlib, so they load on first use: reading or scoring
+never pays for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from plankton_store.report._compare import (
+    COMPARISON_FILES,
+    INTERVAL_COLUMN,
+    PAIRED_COLUMN,
+    compare_reports,
+    comparison_markdown,
+    write_comparison,
+)
+from plankton_store.report._evaluation import (
+    METRICS,
+    REPORT_FILES,
+    REPORT_MD,
+    Evaluation,
+    metrics_line,
+    read_report,
+    report_markdown,
+    write_report,
+)
+from plankton_store.report._explore import (
+    EXPLORE_FILES,
+    NO_LABEL,
+    Exploration,
+    exploration_markdown,
+    explore,
+    explore_export,
+    explore_store,
+    header_sizes,
+    write_exploration,
+)
+from plankton_store.report._metrics import (
+    BOOTSTRAP_RESAMPLES,
+    PER_CLASS_COLUMNS,
+    bootstrap_intervals,
+    format_top_k,
+    macro_f1,
+    macro_f1_rows,
+    normalised_confusion,
+    paired_macro_f1_difference,
+    per_class_table,
+    summary_metrics,
+    top_k_accuracy,
+    top_k_indices,
+)
+
+_PLOTS = (
+    "class_counts_png",
+    "confusion_png",
+    "example_grid_png",
+    "history_png",
+    "per_class_f1_png",
+    "size_by_class_png",
+    "size_histograms_png",
+)
+
+__all__ = [
+    "BOOTSTRAP_RESAMPLES",
+    "COMPARISON_FILES",
+    "EXPLORE_FILES",
+    "INTERVAL_COLUMN",
+    "METRICS",
+    "NO_LABEL",
+    "PAIRED_COLUMN",
+    "PER_CLASS_COLUMNS",
+    "REPORT_FILES",
+    "REPORT_MD",
+    "Evaluation",
+    "Exploration",
+    "bootstrap_intervals",
+    "compare_reports",
+    "comparison_markdown",
+    "explore",
+    "explore_export",
+    "explore_store",
+    "exploration_markdown",
+    "format_top_k",
+    "header_sizes",
+    "macro_f1",
+    "macro_f1_rows",
+    "metrics_line",
+    "normalised_confusion",
+    "paired_macro_f1_difference",
+    "per_class_table",
+    "read_report",
+    "report_markdown",
+    "summary_metrics",
+    "top_k_accuracy",
+    "top_k_indices",
+    "write_comparison",
+    "write_exploration",
+    "write_report",
+    *_PLOTS,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PLOTS:
+        return getattr(importlib.import_module("plankton_store.report._plots"), name)
+    raise AttributeError(f"module 'plankton_store.report' has no attribute {name!r}")
