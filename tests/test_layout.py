@@ -215,3 +215,30 @@ def test_each_contract_is_spelt_in_its_owner_module_only(contract):
         if re.search(pattern, line)
     ]
     assert found == []
+
+
+#: Longest module, and function (its docstring not counted), in lines, before a split is due.
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80
+
+
+def _docstring_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        if isinstance(first.value.value, str):
+            return first.end_lineno - first.lineno + 1
+    return 0
+
+
+def test_modules_and_functions_stay_small():
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")) + sorted(JOBS.rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{module_name(path)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1 - _docstring_lines(node)
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{module_name(path)}.{node.name}: {length} lines")
+    assert too_long == []
