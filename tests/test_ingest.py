@@ -189,3 +189,29 @@ def test_ingest_refuses_resume_without_pending(halves, tmp_path, dask_client):
     with pytest.raises(IngestStateError, match="nothing to resume"):
         _ingest(store, first, dask_client, resume=True)
     shutil.rmtree(store)
+
+
+def test_evaluate_scores_the_models_version_unless_asked(halves, tmp_path, dask_client):
+    import json
+
+    from plankton_store.ml import ModelMismatchError, evaluate
+    from plankton_store.store import open_store
+    from tests.conftest import fit_small_model
+
+    first, second, _ = halves
+    store = _build(first, tmp_path / "s.zarr", dask_client)
+    model = fit_small_model(store, tmp_path / "mlp")
+    meta = json.loads((model / "model.json").read_text())
+    assert "store_version" not in meta  # the hand-made model: pin it as train does
+    (model / "model.json").write_text(json.dumps({**meta, "store_version": "v0"}))
+    n_old = open_store(store).n_samples
+    old_test = int((open_store(store).splits == 2).sum())
+    _ingest(store, second, dask_client)
+    assert int((open_store(store).splits == 2).sum()) > old_test
+    ev = evaluate(store, model, tmp_path / "ev", "test", client=dask_client, progress=False,
+                  echo=lambda _: None)  # fmt: skip
+    assert len(ev.y_true) == old_test and (ev.ids["sample"] < n_old).all()
+    assert any("only the" in note and "v0" in note for note in ev.notes)
+    with pytest.raises(ModelMismatchError, match="newcomer"):
+        evaluate(store, model, tmp_path / "ev2", "test", client=dask_client, progress=False,
+                 echo=lambda _: None, all_samples=True)  # fmt: skip
