@@ -82,6 +82,7 @@ def _ingest(store: str, export: Path, client, **kw):
 
 
 def test_ingest_grows_by_whole_shards_and_keeps_old_samples(halves, tmp_path, dask_client):
+    import dask.array as da
     import xarray as xr
 
     from plankton_store.store import format as fmt
@@ -120,6 +121,7 @@ def test_ingest_grows_by_whole_shards_and_keeps_old_samples(halves, tmp_path, da
     assert set(prov[:n_old]) == {"v0"} and set(prov[summary.start :]) == {"v1"}
     assert verify_blocks(store) == {}
     assert xr.open_zarr(store).sizes[fmt.SAMPLE_DIM] == new.n_samples
+    assert da.from_zarr(store, component=fmt.IMAGES).shape[0] == new.n_samples
     # The split rule: new classes get train, val and test samples like any other.
     newcomer = new.class_names.index("newcomer")
     assert set(new.splits[new.labels == newcomer]) == {0, 1, 2}
