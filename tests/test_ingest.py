@@ -92,12 +92,14 @@ def test_ingest_grows_by_whole_shards_and_keeps_old_samples(halves, tmp_path, da
     store = _build(first, tmp_path / "s.zarr", dask_client)
     old = open_store(store)
     n_old, old_classes = old.n_samples, old.class_names
-    before = {k: old.array(k)[:] for k in (fmt.IMAGES, fmt.LABEL, fmt.SPLIT, fmt.OBJID)}
+    before = {k: old.array(k)[:] for k in old.group.array_keys()}
     summary = _ingest(store, second, dask_client)
     new = open_store(store)
-    # Every old sample identical; old classes keep their codes, new ones are appended.
+    # Every old sample identical in every array, and every old block's recorded checksum;
+    # old classes keep their codes, new ones are appended.
     for name, values in before.items():
-        np.testing.assert_array_equal(new.array(name)[:n_old], values)
+        np.testing.assert_array_equal(new.array(name)[: len(values)], values, err_msg=name)
+    assert len(before[fmt.BLOCK_CHECKSUM]) == -(-n_old // old.block_size)
     assert new.class_names[: len(old_classes)] == old_classes
     assert new.class_names[len(old_classes) :] == ["newcomer"] == summary.new_classes
     # The new samples start at the next shard boundary; the gap rows read as rejected.
@@ -217,3 +219,24 @@ def test_evaluate_scores_the_models_version_unless_asked(halves, tmp_path, dask_
     with pytest.raises(ModelMismatchError, match="newcomer"):
         evaluate(store, model, tmp_path / "ev2", "test", client=dask_client, progress=False,
                  echo=lambda _: None, all_samples=True)  # fmt: skip
+
+
+def test_ingest_command_reports_the_version_and_refuses_a_bad_resume(halves, tmp_path, dask_client):
+    from click.testing import CliRunner
+
+    from jobs.ingest import ingest_command
+
+    first, second, n_overlap = halves
+    store = _build(first, tmp_path / "s.zarr", dask_client)
+    args = [store, str(second), "--scheduler", dask_client.scheduler.address]
+    result = CliRunner().invoke(ingest_command, args)
+    assert result.exit_code == 0, result.output
+    assert "is now version v1" in result.output and "New classes: newcomer" in result.output
+    assert f"(of which {n_overlap} duplicates)" in result.output
+    assert (tmp_path / "s.zarr.v1.rejects.csv").is_file()
+    again = CliRunner().invoke(ingest_command, args)
+    assert again.exit_code == 0 and "nothing new" in again.output
+    resume = CliRunner().invoke(ingest_command, [*args, "--resume"])
+    assert resume.exit_code == 1 and "nothing to resume" in resume.output
+    missing = CliRunner().invoke(ingest_command, [store, str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "no such folder" in missing.output
