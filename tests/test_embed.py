@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.test_ingest import _build, _ingest, halves  # noqa: F401 - the fixture
@@ -61,6 +62,18 @@ def test_embed_writes_every_sample_then_only_the_ingested_ones(cnn, dask_client,
     assert found.table["similarity"].is_monotonic_decreasing
     assert (aug[found.table["sample"]] == 0).all()  # originals only, no augmented copies
     assert set(found.table["version"]) <= {"v0", "v1"}
+
+    from click.testing import CliRunner
+
+    from jobs.similar import similar_command
+
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(similar_command, [store, "--objid", str(objid), "--k", "3",
+                                                  "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (out / "similar.png").is_file() and len(pd.read_csv(out / "similar.csv")) == 3
+    unknown = CliRunner().invoke(similar_command, [store, "--objid", "-5", "--out", str(out)])
+    assert unknown.exit_code == 1 and "no stored original sample" in unknown.output
 
 
 def test_embed_refuses_a_model_without_embedding(cnn, dask_client, tmp_path):

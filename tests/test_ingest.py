@@ -240,3 +240,28 @@ def test_ingest_command_reports_the_version_and_refuses_a_bad_resume(halves, tmp
     assert resume.exit_code == 1 and "nothing to resume" in resume.output
     missing = CliRunner().invoke(ingest_command, [store, str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "no such folder" in missing.output
+
+
+def test_ingested_samples_get_their_feature_tables(halves, tmp_path, dask_client):
+    import pandas as pd
+
+    from plankton_store.store import BuildOptions, build_store, open_store
+    from plankton_store.store import format as fmt
+
+    first, second, _ = halves
+    store = str(tmp_path / "s.zarr")
+    options = BuildOptions(**OPTIONS, compute_features=True)
+    build_store(str(first), store, options, dask_client, progress=False, echo=lambda _: None)
+    summary = _ingest(store, second, dask_client)
+    st = open_store(store)
+    assert st.feature_tables == ["computed", "native"]
+    new = np.arange(summary.start, summary.stop)
+    new = new[(st.array(fmt.AUGMENTATION)[new] == 0) & (st.splits[new] >= 0)]
+    native, columns = st.features("native")
+    expected = pd.read_csv(second / "features_native.csv.gz", index_col="objid")
+    objids = st.array(fmt.OBJID)[new]
+    np.testing.assert_allclose(
+        native.oindex[new, :], expected.loc[objids, columns].to_numpy(np.float32), rtol=1e-6
+    )
+    computed, _ = st.features("computed")
+    assert np.isfinite(computed.oindex[new, :]).all()
