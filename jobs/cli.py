@@ -18,12 +18,15 @@ COMMANDS: dict[str, str] = {
     "make-demo-data": "jobs.make_demo_data:make_demo_data_command",
     "explore": "jobs.explore:explore_command",
     "build-store": "jobs.build_store:build_store_command",
+    "ingest": "jobs.ingest:ingest_command",
     "train": "jobs.train:train_command",
     "ensemble": "jobs.ensemble:ensemble_command",
     "evaluate": "jobs.evaluate:evaluate_command",
     "compare": "jobs.compare:compare_command",
     "predict": "jobs.predict:predict_command",
     "verify": "jobs.verify:verify_command",
+    "embed": "jobs.embed:embed_command",
+    "similar": "jobs.similar:similar_command",
 }
 
 

@@ -32,6 +32,12 @@ from plankton_store.store import StoreFormatError
     is_flag=True,
     help="Export SOURCE only: skip rows of classes the model does not know instead of failing.",
 )
+@click.option(
+    "--all-samples",
+    is_flag=True,
+    help="Store SOURCE only: also score the samples ingested after the store version the "
+    "model was trained on (by default only that version's samples are scored).",
+)
 @cluster_options
 def evaluate_command(
     source: str,
@@ -40,6 +46,7 @@ def evaluate_command(
     out_dir: str,
     tta: bool,
     skip_unknown_labels: bool,
+    all_samples: bool,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -59,9 +66,15 @@ def evaluate_command(
     try:
         if need_dask:
             with job_client(workers, scheduler, cluster_config) as client:
-                ev = evaluate(source, model_dir, out_dir, split, tta, client, skip_unknown_labels)
+                ev = evaluate(
+                    source, model_dir, out_dir, split, tta, client, skip_unknown_labels,
+                    all_samples=all_samples,
+                )  # fmt: skip
         else:
-            ev = evaluate(source, model_dir, out_dir, split, tta, None, skip_unknown_labels)
+            ev = evaluate(
+                source, model_dir, out_dir, split, tta, None, skip_unknown_labels,
+                all_samples=all_samples,
+            )  # fmt: skip
     except (ModelMismatchError, ExportError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(metrics_line(ev.summary))

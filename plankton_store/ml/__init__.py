@@ -10,6 +10,7 @@ files are defined in :mod:`plankton_store.ml._modeldir`; Keras loads only throug
 from plankton_store.ml._augment import augment_batch, turn_images
 from plankton_store.ml._balance import BALANCE_POLICIES, BalancedSampler, Selection
 from plankton_store.ml._batches import Batch, BatchPipeline
+from plankton_store.ml._embed import EmbedSummary, embed_store
 from plankton_store.ml._ensemble import fit_weights, pool_probabilities, pool_views
 from plankton_store.ml._evaluate import (
     BATCH,
@@ -62,6 +63,7 @@ from plankton_store.ml._modeldir import (
 from plankton_store.ml._models import SKOPS_TRUSTED, TrainedModel, load_model, save_model
 from plankton_store.ml._nets import build_cnn, build_seed_cnn, conv_trunk
 from plankton_store.ml._options import MODEL_DEFAULTS, TrainOptions
+from plankton_store.ml._pinned import VersionScope, version_scope
 from plankton_store.ml._pool import EnsembleResult, ensemble
 from plankton_store.ml._predict import (
     DEFAULT_BLOCK_SIZE,
@@ -74,6 +76,7 @@ from plankton_store.ml._predict import (
     predictions_frame,
     rejects_path_for,
 )
+from plankton_store.ml._similar import SIMILAR_CSV, SIMILAR_PNG, Neighbours, similar
 from plankton_store.ml._train import TrainResult, train
 from plankton_store.ml._trainset import (
     DEFAULT_MEMORY_LIMIT,
@@ -91,6 +94,14 @@ from plankton_store.ml._tta import (
 )
 
 __all__ = [
+    "SIMILAR_CSV",
+    "SIMILAR_PNG",
+    "EmbedSummary",
+    "Neighbours",
+    "VersionScope",
+    "embed_store",
+    "similar",
+    "version_scope",
     "BALANCE_POLICIES",
     "BATCH",
     "DEFAULT_BLOCK_SIZE",

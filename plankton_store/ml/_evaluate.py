@@ -32,6 +32,7 @@ from plankton_store.ml._modeldir import (
     read_model_info,
     tta_mismatch_note,
 )
+from plankton_store.ml._pinned import in_scope, version_scope
 from plankton_store.ml._predict import classify_export
 from plankton_store.report import (
     Evaluation,
@@ -127,6 +128,7 @@ def evaluate(
     skip_unknown_labels: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    all_samples: bool = False,
 ) -> Evaluation:
     """Score a model on a store split or a labelled export and write the report folder.
 
@@ -146,6 +148,9 @@ def evaluate(
         A ``distributed.Client``; required for an export, optional for a store.
     skip_unknown_labels
         Export only: leave out rows whose label the model does not know, instead of refusing.
+    all_samples
+        Store only: score every sample of the split, also those added after the store
+        version the model was trained on (by default only that version's are scored).
 
     Raises
     ------
@@ -157,7 +162,7 @@ def evaluate(
     notes = [note] if (note := tta_mismatch_note(info, tta)) else []
     if is_store(source):
         y_true, proba, ids, data, data_notes = _score_store(
-            source, info, split, client, tta, progress, echo
+            source, info, split, client, tta, progress, echo, all_samples
         )
     else:
         if client is None:
@@ -202,13 +207,15 @@ def _score_store(
     tta: bool,
     progress: bool,
     echo: Callable[[str], None],
+    all_samples: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict[str, Any], list[str]]:
     """Labels, probabilities, sample ids, data description and notes of a store's split."""
     store = open_store(str(source))
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {SPLITS}")
-    mapping = class_mapping(info, store.class_names, f"store {source}")
-    indices = split_indices(store, split)
+    scope = version_scope(store, info, all_samples)
+    mapping = class_mapping(info, scope.class_names, f"store {source}")
+    indices = in_scope(split_indices(store, split), scope)
     if not len(indices):
         raise ModelMismatchError(f"store {source} has no {split} samples to evaluate")
     echo(f"Evaluating {info.name} on {len(indices)} {split} samples of {source}")
@@ -222,7 +229,7 @@ def _score_store(
         "fingerprint": store.fingerprint,
         "label_column": store.label_column,
     }
-    notes = []
+    notes = [scope.note] if scope.note else []
     if store.fingerprint != info.store_fingerprint:
         notes.append(
             f"store fingerprint {store.fingerprint} differs from the model's training store "
@@ -303,5 +310,6 @@ def check_evaluation(source: str | Path, model_dir: str | Path) -> bool:
     info = read_model_info(model_dir)
     if not is_store(source):
         return True
-    class_mapping(info, open_store(str(source)).class_names, f"store {source}")
+    scope = version_scope(open_store(str(source)), info)
+    class_mapping(info, scope.class_names, f"store {source}")
     return not info.is_keras

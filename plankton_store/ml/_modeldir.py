@@ -8,7 +8,7 @@ A MODEL_DIR holds::
     model.json                  kind, class_names, label_column, store_fingerprint, store,
                                 image_size, resize_mode, normalisation, feature_columns,
                                 options, seed, best_epoch, val_macro_f1, val_accuracy,
-                                head, plankton_jobs_version
+                                head, plankton_jobs_version, store_version
     head.skops                  a ``cnn``'s logistic-regression head, if it has one
                                 (:mod:`plankton_store.ml._head`): it replaces the softmax layer
     history.csv                 one row per epoch: epoch, loss, accuracy, val_loss,
@@ -73,6 +73,8 @@ class ModelInfo:
     is_keras: bool = False
     #: Ensembles only: whether their weights were fitted on test-time-augmented predictions.
     fitted_with_tta: bool | None = None
+    #: Id of the store version the model was trained on ("" for models made before versions).
+    store_version: str = ""
 
     @property
     def name(self) -> str:
@@ -105,6 +107,7 @@ def read_model_info(model_dir: str | os.PathLike[str]) -> ModelInfo:
         feature_columns={k: list(v) for k, v in (meta.get("feature_columns") or {}).items()},
         is_keras=_uses_keras(Path(model_dir), meta),
         fitted_with_tta=meta.get("fitted_with_tta"),
+        store_version=str(meta.get("store_version") or ""),
     )
 
 

@@ -177,6 +177,7 @@ def _trained_model(
         feature_columns=store_feature_columns(st) if options.model == "features" else {},
         info={
             "store": str(store),
+            "store_version": st.version,
             "options": {**asdict(options), "hidden": list(options.hidden)},
             "seed": options.seed,
             "best_epoch": int(history.best_epoch),

@@ -15,6 +15,12 @@ from plankton_store.store._build import (
     format_summary,
     staging_path,
 )
+from plankton_store.store._ingest import (
+    IngestStateError,
+    IngestSummary,
+    format_ingest,
+    ingest_store,
+)
 from plankton_store.store._open import (
     IncompleteStoreError,
     PlanktonStore,
@@ -31,6 +37,7 @@ from plankton_store.store._plan import (
     count_by_class_and_split,
     make_plan,
 )
+from plankton_store.store._versions import find_version, segments, written_mask
 from plankton_store.store._write import (
     StoreLayout,
     block_array_names,
@@ -52,6 +59,8 @@ __all__ = [
     "BuildPlan",
     "BuildSummary",
     "IncompleteStoreError",
+    "IngestStateError",
+    "IngestSummary",
     "PlanktonStore",
     "Split",
     "StoreExistsError",
@@ -65,14 +74,19 @@ __all__ = [
     "count_by_class_and_split",
     "create_store",
     "finalize_store",
+    "find_version",
+    "format_ingest",
     "format",
     "format_summary",
+    "ingest_store",
     "is_store",
     "make_plan",
     "open_store",
     "run_block",
+    "segments",
     "staging_path",
     "store_state",
     "verify_blocks",
     "write_block",
+    "written_mask",
 ]

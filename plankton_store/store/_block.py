@@ -32,6 +32,7 @@ class BlockTask:
     storage_options: dict[str, Any] | None = None
     compute_features: bool = False  # write the ``computed`` feature table too
     run_id: str = ""  # the build run: a worker opens the store's arrays once per run
+    grown_to: int | None = None  # an ingest: the store's samples once it commits
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -74,7 +75,13 @@ def run_block(task: BlockTask, fetch: Callable[[str], bytes]) -> BlockResult:
             fetch, task.refs, operations, skip=failures
         )
     checksum = write_block(
-        task.store, task.block_index, task.start, arrays, task.storage_options, task.run_id
+        task.store,
+        task.block_index,
+        task.start,
+        arrays,
+        task.storage_options,
+        task.run_id,
+        task.grown_to,
     )
     return BlockResult(task.block_index, task.start, len(task), checksum, failures)
 

@@ -38,6 +38,7 @@ from plankton_store.store._plan import (
     count_by_class_and_split,
     make_plan,
 )
+from plankton_store.store._versions import build_version_attrs
 from plankton_store.store._write import StoreLayout, create_store, finalize_store
 from plankton_store.store.format import Attr
 
@@ -242,20 +243,19 @@ def _finish(
     """Write the rejects and the summary, mark the store complete and, for a rebuild, swap
     it in for the old store."""
     _write_rejects(target, summary.rejects, storage_options)
-    finalize_store(
-        target,
-        {
-            Attr.COUNTS: summary.counts,
-            Attr.ROWS_READ: summary.rows_read,
-            Attr.ROWS_STORED: summary.rows_stored,
-            Attr.AUGMENTED_COPIES: summary.augmented_copies,
-            Attr.ROWS_REJECTED: len(summary.rejects),
-            Attr.REJECT_REASONS: summary.reject_reasons(),
-            Attr.NOTES: summary.notes,
-            Attr.BUILD_SECONDS: round(time.perf_counter() - started, 3),
-        },
-        storage_options=storage_options,
-    )
+    update = {
+        Attr.COUNTS: summary.counts,
+        Attr.ROWS_READ: summary.rows_read,
+        Attr.ROWS_STORED: summary.rows_stored,
+        Attr.AUGMENTED_COPIES: summary.augmented_copies,
+        Attr.ROWS_REJECTED: len(summary.rejects),
+        Attr.REJECT_REASONS: summary.reject_reasons(),
+        Attr.NOTES: summary.notes,
+        Attr.BUILD_SECONDS: round(time.perf_counter() - started, 3),
+    }
+    built = open_store(target, allow_incomplete=True, storage_options=storage_options)
+    update.update(build_version_attrs({**built.attrs, **update}, built.images.shape[0]))
+    finalize_store(target, update, storage_options=storage_options)
     if target != store:
         fs, fs_path = fsspec.core.url_to_fs(store, **(storage_options or {}))
         _replace(fs, fs_path, fsspec.core.url_to_fs(target, **(storage_options or {}))[1])

@@ -12,6 +12,7 @@ import numpy as np
 import zarr
 
 from plankton_store.store import format as fmt
+from plankton_store.store._versions import committed_samples, versions_log
 from plankton_store.store.format import Attr
 
 
@@ -91,7 +92,50 @@ class PlanktonStore:
 
     @property
     def n_samples(self) -> int:
-        return int(self.group[fmt.IMAGES].shape[0])
+        """Committed samples: the root attributes' count (arrays may be longer while an
+        ingest runs, for readers that bypass the consolidated metadata)."""
+        return committed_samples(self.attrs, self.group[fmt.IMAGES].shape[0])
+
+    @property
+    def versions(self) -> list[dict[str, Any]]:
+        """The versions log, oldest first: one entry per build or ingest."""
+        return versions_log(self.attrs, self.n_samples)
+
+    @property
+    def version(self) -> str:
+        """Id of the store's current version (``v0`` = its build)."""
+        return str(self.versions[-1]["id"])
+
+    @property
+    def pending_ingest(self) -> dict[str, Any] | None:
+        """The ingest that started but never committed (see ``ingest --resume``), if any."""
+        return self.attrs.get(Attr.PENDING)
+
+    @property
+    def provenance(self) -> np.ndarray:
+        """Per sample, the id of the version (build or ingest) that wrote it."""
+        codes = self.attrs.get(Attr.PROVENANCE_CODES) or {self.version: 0}
+        names = np.empty(max(codes.values()) + 1, dtype=object)
+        for name, code in codes.items():
+            names[code] = name
+        if fmt.PROVENANCE in self.group.array_keys():
+            return names[self.group[fmt.PROVENANCE][: self.n_samples]]
+        return names[np.zeros(self.n_samples, dtype=np.int64)]
+
+    @property
+    def embeddings(self) -> list[str]:
+        """Names of the stored embeddings (``embed``), e.g. ``["cnn", "cnn_pca50"]``."""
+        prefix = fmt.EMBEDDING_PREFIX
+        return sorted(k[len(prefix) :] for k in self.group.array_keys() if k.startswith(prefix))
+
+    def embedding(self, name: str) -> zarr.Array:
+        """An embedding as a lazy ``(sample, dim)`` float32 array (NaN: not computed)."""
+        if name not in self.embeddings:
+            raise KeyError(
+                f"{self.path} has no embedding {name!r} (it has {self.embeddings or 'none'}): "
+                f"compute it with `plankton-jobs embed {self.path} --model MODEL_DIR`"
+            )
+        return self.group[fmt.embedding_array_name(name)]
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -109,12 +153,12 @@ class PlanktonStore:
     @cached_property
     def labels(self) -> np.ndarray:
         """All label codes (int16), loaded once."""
-        return self.group[fmt.LABEL][:]
+        return self.group[fmt.LABEL][: self.n_samples]
 
     @cached_property
     def splits(self) -> np.ndarray:
         """All split codes (int8), loaded once; -1 marks a sample whose image was rejected."""
-        return self.group[fmt.SPLIT][:]
+        return self.group[fmt.SPLIT][: self.n_samples]
 
     def split_indices(self, split: str | fmt.Split) -> np.ndarray:
         """Sample indices of one split (``"train"``, ``"val"``, ``"test"``), ascending."""

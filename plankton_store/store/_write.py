@@ -21,6 +21,7 @@ from zarr.codecs import ZstdCodec
 
 from plankton_store.store import format as fmt
 from plankton_store.store._open import open_store
+from plankton_store.store._versions import grown, segments
 from plankton_store.store.format import Attr
 
 
@@ -155,8 +156,12 @@ def write_block(
     arrays: Mapping[str, np.ndarray],
     storage_options: dict[str, Any] | None = None,
     run_id: str = "",
+    grown_to: int | None = None,
 ) -> int:
     """Write one block's arrays at ``start`` and record its checksum; returns the checksum.
+
+    With ``grown_to`` (an ingest), the arrays are written as if they had ``grown_to``
+    samples, beyond their stored shape, which readers keep until the ingest commits.
 
     ``arrays`` maps array names to the block's values (first axis = samples). Idempotent:
     a retried task writes the same bytes again. The arrays are opened and written
@@ -168,7 +173,7 @@ def write_block(
     # such as fsspec's async filesystems, work as they do everywhere else.
     from zarr.core.sync import sync
 
-    return sync(_write_block(path, block_index, start, arrays, storage_options, run_id))
+    return sync(_write_block(path, block_index, start, arrays, storage_options, run_id, grown_to))
 
 
 # Arrays (and the block size) this process opened for a build run: opening a store's arrays
@@ -211,11 +216,15 @@ async def _write_block(
     arrays: Mapping[str, np.ndarray],
     storage_options: dict[str, Any] | None,
     run_id: str = "",
+    grown_to: int | None = None,
 ) -> int:
     import asyncio
 
     names = [*arrays, fmt.BLOCK_CHECKSUM]
     block_size, targets = await _block_targets(path, names, storage_options, run_id)
+    if grown_to is not None:
+        n_blocks = -(-grown_to // block_size)
+        targets = [grown(t, n_blocks if t is targets[-1] else grown_to) for t in targets]
     if start != block_index * block_size:
         raise ValueError(f"block {block_index} must start at {block_index * block_size}")
     *targets, checksums = targets
@@ -225,7 +234,7 @@ async def _write_block(
             for target, values in zip(targets, arrays.values(), strict=True)
         )
     )
-    checksum = block_checksum(arrays)
+    checksum = block_checksum({n: v for n, v in arrays.items() if fmt.is_checksummed(n)})
     # Last, and only once everything else is written: a non-zero checksum marks the block done.
     await checksums.setitem(block_index, np.uint64(checksum))
     return checksum
@@ -233,7 +242,7 @@ async def _write_block(
 
 def block_array_names(group: zarr.Group) -> list[str]:
     """Names of the arrays a block task writes (every array along ``sample``)."""
-    return sorted(k for k in group.array_keys() if k != fmt.BLOCK_CHECKSUM)
+    return sorted(k for k in group.array_keys() if fmt.is_checksummed(k))
 
 
 def verify_blocks(path: str, storage_options: dict[str, Any] | None = None) -> dict[int, str]:
@@ -255,9 +264,11 @@ def verify_blocks(path: str, storage_options: dict[str, Any] | None = None) -> d
     recorded = group[fmt.BLOCK_CHECKSUM][:]
     names = block_array_names(group)
     n = group[fmt.IMAGES].shape[0]
+    ends = _segment_ends(store.attrs, n)
     problems: dict[int, str] = {}
     for index, expected in enumerate(recorded):
-        start, stop = index * block_size, min((index + 1) * block_size, n)
+        start = index * block_size
+        stop = min((index + 1) * block_size, n, ends(start))
         if expected == 0:
             problems[index] = f"samples {start}-{stop - 1}: never written"
             continue
@@ -273,6 +284,12 @@ def verify_blocks(path: str, storage_options: dict[str, Any] | None = None) -> d
                 f"samples {start}-{stop - 1}: checksum {actual:#x} != recorded {expected:#x}"
             )
     return problems
+
+
+def _segment_ends(attrs: Mapping[str, Any], n: int) -> Any:
+    """``start -> end`` of the sample range a version wrote that holds ``start``."""
+    ranges = segments(attrs, n)
+    return lambda start: next((b for a, b in ranges if a <= start < b), n)
 
 
 def finalize_store(

@@ -18,6 +18,10 @@ array                     dimensions           dtype     meaning
 ``features_<table>``      sample, <table>_     float32   a feature table, columns in its attrs
                           feature                        (``features_computed``: computed from
                                                          the images by build-store)
+``provenance``            sample               int16     version that wrote the sample: index into
+                                                         ``provenance_codes`` (attrs); absent = 0
+``embedding_<name>``      sample, <name>_dim   float32   a network's embedding (``embed``); NaN =
+                                                         not computed yet
 ``block_checksum``        block                uint64    crc32 of each written block + 2**32 once
                                                          written (0 = block not written yet)
 ========================  ===================  ========  ==========================================
@@ -57,7 +61,10 @@ AUGMENTATION = "augmentation"
 ORIG_HEIGHT = "orig_height"
 ORIG_WIDTH = "orig_width"
 BLOCK_CHECKSUM = "block_checksum"
+PROVENANCE = "provenance"
+PROVENANCE_DTYPE = "int16"
 FEATURES_PREFIX = "features_"
+EMBEDDING_PREFIX = "embedding_"
 #: Feature table that build-store computes from the images (``--compute-features``).
 COMPUTED_FEATURES = "computed"
 
@@ -73,6 +80,7 @@ SAMPLE_ARRAYS: dict[str, str] = {
     AUGMENTATION: "int8",
     ORIG_HEIGHT: "int32",
     ORIG_WIDTH: "int32",
+    PROVENANCE: PROVENANCE_DTYPE,
 }
 #: Arrays whose values are only known once a worker has decoded the images of a block.
 WORKER_ARRAYS = (IMAGES, ORIG_HEIGHT, ORIG_WIDTH)
@@ -121,6 +129,27 @@ def features_array_name(table: str) -> str:
 def features_dim_name(table: str) -> str:
     """Name of the column dimension of a feature table, e.g. ``native_feature``."""
     return f"{table}_feature"
+
+
+def embedding_array_name(name: str) -> str:
+    """Array name of an embedding, e.g. ``cnn`` -> ``embedding_cnn``."""
+    return f"{EMBEDDING_PREFIX}{name}"
+
+
+def embedding_dim_name(name: str) -> str:
+    """Name of the column dimension of an embedding, e.g. ``cnn_dim``."""
+    return f"{name}_dim"
+
+
+def is_checksummed(name: str) -> bool:
+    """Whether a block's checksum covers array ``name``: not the checksums themselves, nor
+    what is written after the block (provenance of an ingest, embeddings)."""
+    return name not in (BLOCK_CHECKSUM, PROVENANCE) and not name.startswith(EMBEDDING_PREFIX)
+
+
+def version_rejects_path(store: str, version: str) -> str:
+    """Rejects table of one ingest (``STORE.<version>.rejects.csv``), beside the store."""
+    return f"{store.rstrip('/')}.{version}{REJECTS_SUFFIX}"
 
 
 def split_codes() -> dict[str, int]:
@@ -177,6 +206,15 @@ class Attr:
     REJECT_REASONS = "reject_reasons"
     NOTES = "notes"
     BUILD_SECONDS = "build_seconds"
+    #: Committed samples: readers trust this over the array shapes (an ingest writes
+    #: beyond them before it commits). Absent in stores built before versions.
+    N_SAMPLES = "n_samples"
+    #: The versions log: one entry per build or ingest (see ``store._versions``).
+    VERSIONS = "versions"
+    #: Version id -> code of the ``provenance`` array.
+    PROVENANCE_CODES = "provenance_codes"
+    #: The ingest in progress (or failed): its version entry, until it commits.
+    PENDING = "pending_ingest"
 
 
 #: Attribute of a feature array: its column names.
