@@ -157,3 +157,30 @@ def test_interrupted_run_cancels_its_jobs(slurm, small_export, tmp_path, signum)
     out = "".join(lines) + proc.communicate(timeout=120)[0]
     assert proc.returncode != 0, out
     assert slurm.jobs() == [], out
+
+
+def test_adaptive_workers_between_minimum_and_maximum(slurm, small_export, tmp_path):
+    config = write_config(tmp_path / "cluster.yaml", **{"minimum-workers": 1, "maximum-workers": 2})
+    store = str(tmp_path / "store.zarr")
+    code, out = run_cli(
+        slurm, "build-store", str(small_export), store, "--cluster-config", str(config),
+        "--block-size", "32", "--size", "32x24",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "slurm cluster, adaptive 1-2 worker jobs" in out
+    assert "waiting for workers: 1/1 joined" in out
+    assert slurm.jobs() == []
+
+
+def test_failed_job_cancels_its_workers(slurm, tmp_path):
+    # A folder without images fails only once the workers have joined.
+    (tmp_path / "empty-export").mkdir()
+    config = write_config(tmp_path / "cluster.yaml")
+    code, out = run_cli(
+        slurm, "build-store", str(tmp_path / "empty-export"), str(tmp_path / "s.zarr"),
+        "--cluster-config", str(config), "--workers", "1",
+    )  # fmt: skip
+    assert code != 0
+    assert "waiting for workers: 1/1 joined" in out
+    assert "no image files" in out
+    assert slurm.jobs() == []

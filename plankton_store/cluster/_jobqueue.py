@@ -133,7 +133,7 @@ def batch_client(
         else:
             need = int(workers or settings["n-workers"])
             cluster.scale(need)
-            echo(f"Dask: {kind} cluster, {need} worker jobs submitted")
+            echo(f"Dask: {kind} cluster, {need} worker job{'s' if need != 1 else ''} submitted")
         try:
             wait_for_workers(client, need, float(settings["worker-timeout"]), echo)
             yield client
