@@ -13,6 +13,7 @@ import click
 
 from plankton_store.cluster import (
     CONFIG_ENV,
+    KINDS,
     ClusterConfigError,
     dask_client,
     load_cluster_config,
@@ -42,7 +43,19 @@ seed_option = click.option(
 
 
 def cluster_options(func: Callable) -> Callable:
-    """The shared --workers / --scheduler / --cluster-config options of every Dask job."""
+    """The shared --workers / --scheduler / --cluster / --cluster-config options of every
+    Dask job."""
+    func = click.option(
+        "--cluster",
+        "cluster_kind",
+        type=click.Choice(KINDS),
+        default=None,
+        expose_value=False,
+        callback=_remember_kind,
+        help="local: worker processes here; slurm / pbs: worker jobs submitted through "
+        "dask-jobqueue (cores, memory, queue, ... from the cluster config), cancelled at the "
+        "end [default: cluster config kind, local].",
+    )(func)
     func = click.option(
         "--cluster-config",
         type=click.Path(dir_okay=False),
@@ -59,9 +72,15 @@ def cluster_options(func: Callable) -> Callable:
         "--workers",
         type=click.IntRange(min=1),
         default=None,
-        help="Local cluster worker processes, one thread each [default: cluster config, 2].",
+        help="Local cluster worker processes, one thread each, or slurm / pbs worker jobs "
+        "[default: cluster config n-workers, 2].",
     )(func)
     return func
+
+
+def _remember_kind(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Keep --cluster for :func:`job_client` (the jobs do not pass it on themselves)."""
+    ctx.meta["plankton-jobs.cluster-kind"] = value
 
 
 @contextlib.contextmanager
@@ -74,5 +93,10 @@ def job_client(
         load_cluster_config(cluster_config)
     except ClusterConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    with dask_client(workers, scheduler, cluster_config, echo=click.echo) as client:
-        yield client
+    context = click.get_current_context(silent=True)
+    kind = context.meta.get("plankton-jobs.cluster-kind") if context else None
+    try:
+        with dask_client(workers, scheduler, cluster_config, echo=click.echo, kind=kind) as client:
+            yield client
+    except ClusterConfigError as exc:
+        raise click.ClickException(str(exc)) from None

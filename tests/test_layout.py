@@ -27,6 +27,8 @@ LAZY_IMPORTS = {
     "a net is built",
     ("plankton_store.ml._models", "plankton_store.report"): "matplotlib loads only when a "
     "history is plotted",
+    ("plankton_store.cluster._local", "plankton_store.cluster._jobqueue"): "dask-jobqueue "
+    "loads only for a batch-scheduler cluster",
     ("plankton_store.report._evaluation", "plankton_store.report._plots"): "matplotlib",
     ("plankton_store.report._explore", "plankton_store.report._plots"): "matplotlib",
 }

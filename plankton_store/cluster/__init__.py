@@ -5,6 +5,7 @@ from plankton_store.cluster._config import (
     CONFIG_ENV,
     CONFIG_KEY,
     DEFAULTS,
+    KINDS,
     ClusterConfigError,
     load_cluster_config,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "CONFIG_ENV",
     "CONFIG_KEY",
     "DEFAULTS",
+    "KINDS",
     "QUIET_HOUSEKEEPING",
     "WORKER_ENVIRONMENT",
     "ClusterConfigError",

@@ -27,7 +27,26 @@ DEFAULTS: dict[str, Any] = {
     "memory-limit": "auto",
     "dashboard-address": ":8787",
     "worker-profiler": False,
+    # Batch-scheduler clusters (kind slurm or pbs, through dask-jobqueue).
+    "kind": "local",
+    "cores": 1,
+    "memory": "2GiB",
+    "walltime": "01:00:00",
+    "queue": None,
+    "account": None,
+    "job-extra-directives": [],
+    "job-script-prologue": [],
+    "python": None,
+    "interface": None,
+    "log-directory": None,
+    "minimum-workers": None,
+    "maximum-workers": None,
+    "worker-timeout": 600,
 }
+
+#: The cluster kinds: a local cluster (or an existing scheduler), or worker jobs of a batch
+#: scheduler that the job submits and cancels itself.
+KINDS = ("local", "slurm", "pbs")
 
 
 def load_cluster_config(path: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -54,7 +73,15 @@ def load_cluster_config(path: str | os.PathLike | None = None) -> dict[str, Any]
         section = data.get("plankton-jobs", {}).get("cluster", {}) if isinstance(data, dict) else {}
         settings.update(_section(section, f"cluster config {file}"))
     settings["worker-profiler"] = flag(settings["worker-profiler"], "worker-profiler")
+    check_kind(settings["kind"])
     return settings
+
+
+def check_kind(kind: Any) -> str:
+    """``kind`` if it is one of :data:`KINDS`; else fail naming the setting."""
+    if kind not in KINDS:
+        raise ClusterConfigError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+    return kind
 
 
 def _section(section: Any, where: str) -> dict[str, Any]:

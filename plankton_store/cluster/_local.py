@@ -9,7 +9,7 @@ from typing import Any
 
 import dask.config
 
-from plankton_store.cluster._config import load_cluster_config
+from plankton_store.cluster._config import check_kind, load_cluster_config
 
 #: Dask housekeeping made less frequent in the jobs' local clusters. By default every server
 #: (the scheduler and each worker's nanny in the job process, and each worker) checks its
@@ -85,6 +85,7 @@ def dask_client(
     scheduler: str | None = None,
     config: str | os.PathLike | None = None,
     echo: Callable[[str], None] = print,
+    kind: str | None = None,
 ) -> Iterator[Any]:
     """A ``distributed.Client`` for a job, closed (with its local cluster) on exit.
 
@@ -97,11 +98,23 @@ def dask_client(
         means no local cluster is started.
     config
         Cluster config file (see ``cluster.yaml``).
+    echo
+        Where the job's Dask lines go.
+    kind
+        ``local``, ``slurm`` or ``pbs`` (worker jobs through dask-jobqueue); overrides the
+        config's ``kind``. An existing scheduler's address wins over it.
     """
     from distributed import Client
 
     settings = load_cluster_config(config)
+    kind = check_kind(kind or settings["kind"])
     address = scheduler or settings["scheduler-address"]
+    if kind != "local" and not address:
+        from plankton_store.cluster._jobqueue import batch_client
+
+        with batch_client(kind, settings, workers, echo) as client:
+            yield client
+        return
     if address:
         client = Client(address)
         echo(f"Dask: connected to {address} ({len(client.scheduler_info()['workers'])} workers)")
