@@ -74,6 +74,13 @@ from plankton_store.ml._predict import (
     predictions_frame,
     rejects_path_for,
 )
+from plankton_store.ml._thresholds import (
+    UNCLASSIFIED,
+    apply_thresholds,
+    fit_thresholds,
+    load_thresholds,
+    save_thresholds,
+)
 from plankton_store.ml._train import TrainResult, train
 from plankton_store.ml._trainset import (
     DEFAULT_MEMORY_LIMIT,
@@ -91,6 +98,11 @@ from plankton_store.ml._tta import (
 )
 
 __all__ = [
+    "UNCLASSIFIED",
+    "apply_thresholds",
+    "fit_thresholds",
+    "load_thresholds",
+    "save_thresholds",
     "BALANCE_POLICIES",
     "BATCH",
     "DEFAULT_BLOCK_SIZE",

@@ -9,6 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from plankton_store.report._abundance import (
+    ABUNDANCE_RESAMPLES,
+    AbundanceEstimate,
+    adjusted_counts,
+    confusion_rates,
+    estimate_abundance,
+)
 from plankton_store.report._compare import (
     COMPARISON_FILES,
     INTERVAL_COLUMN,
@@ -64,6 +71,11 @@ _PLOTS = (
 )
 
 __all__ = [
+    "ABUNDANCE_RESAMPLES",
+    "AbundanceEstimate",
+    "adjusted_counts",
+    "confusion_rates",
+    "estimate_abundance",
     "BOOTSTRAP_RESAMPLES",
     "COMPARISON_FILES",
     "EXPLORE_FILES",

@@ -1,0 +1,96 @@
+"""Per-class thresholds and error-corrected abundances on data with known confusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plankton_store.ml import apply_thresholds, fit_thresholds, load_thresholds, save_thresholds
+from plankton_store.report import adjusted_counts, confusion_rates, estimate_abundance
+
+RATES = np.array([[0.8, 0.15, 0.05], [0.1, 0.7, 0.2], [0.0, 0.25, 0.75]])
+
+
+def _val_pairs(per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    """Val labels and predictions whose confusion rates are exactly RATES."""
+    y_true, y_pred = [], []
+    for i, row in enumerate(RATES):
+        for j, rate in enumerate(row):
+            n = round(rate * per_class)
+            y_true += [i] * n
+            y_pred += [j] * n
+    return np.array(y_true), np.array(y_pred)
+
+
+def test_confusion_rates_match_the_generating_matrix() -> None:
+    y_true, y_pred = _val_pairs(100)
+    np.testing.assert_allclose(confusion_rates(y_true, y_pred, 3), RATES)
+
+
+def test_corrected_counts_are_exact_at_the_expected_predictions() -> None:
+    truth = np.array([900.0, 60.0, 40.0])
+    expected_predictions = RATES.T @ truth
+    np.testing.assert_allclose(adjusted_counts(expected_predictions, RATES), truth, atol=1e-9)
+    raw_error = np.abs(expected_predictions - truth).sum()
+    assert raw_error > 100  # the raw counts are badly biased for this mix
+
+
+def test_corrected_counts_are_never_negative() -> None:
+    corrected = adjusted_counts(np.array([0.0, 100.0, 0.0]), RATES)
+    assert (corrected >= 0).all()
+
+
+def test_intervals_cover_a_shifted_sample_and_correction_beats_raw() -> None:
+    rng = np.random.default_rng(1)
+    y_true, y_pred = _val_pairs(400)
+    truth = np.array([700, 50, 250])
+    sample_true = np.repeat(np.arange(3), truth)
+    sample_pred = np.array([rng.choice(3, p=RATES[t]) for t in sample_true])
+    est = estimate_abundance(sample_pred, y_true, y_pred, 3, resamples=100, seed=0)
+    assert np.abs(est.corrected - truth).sum() < np.abs(est.raw - truth).sum() / 2
+    assert ((est.low <= truth) & (truth <= est.high)).all()
+    assert (est.low >= 0).all()
+
+
+def test_an_empty_group_is_named_in_the_error() -> None:
+    y_true, y_pred = _val_pairs(10)
+    with pytest.raises(ValueError, match="empty group"):
+        estimate_abundance(np.array([], dtype=int), y_true, y_pred, 3)
+
+
+def _val_proba(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class 0 right when confident; half of class 1 called 0 at low confidence; class 2
+    has 3 examples only."""
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.zeros(n, int), np.ones(n, int), np.full(3, 2)]
+    guess = y.copy()
+    conf = rng.uniform(0.5, 1.0, y.size)
+    wrong = np.arange(n, 2 * n, 2)
+    guess[wrong] = 0
+    conf[wrong] = rng.uniform(0.35, 0.6, wrong.size)
+    proba = np.repeat(((1 - conf) / 2)[:, None], 3, axis=1)
+    proba[np.arange(y.size), guess] = conf
+    return y, proba
+
+
+def test_thresholds_reach_the_target_and_small_classes_are_never_auto() -> None:
+    y, proba = _val_proba(300, 0)
+    thresholds = fit_thresholds(y, proba, target_precision=0.9)
+    assert np.isinf(thresholds[2])  # 3 perfect examples: the Wilson bound stays below 0.9
+    assert np.isfinite(thresholds[0])
+    pred, kept = apply_thresholds(proba, thresholds)
+    assert kept.any() and not kept.all()
+    assert (pred[kept & (pred == 0)] == y[kept & (pred == 0)]).mean() >= 0.9
+    # fitted on val only: fresh data drawn the same way keeps the precision
+    y2, proba2 = _val_proba(300, 1)
+    pred2, kept2 = apply_thresholds(proba2, thresholds)
+    assert (pred2[kept2] == y2[kept2]).mean() >= 0.85
+
+
+def test_thresholds_round_trip_and_name_missing_classes(tmp_path) -> None:
+    thresholds = np.array([0.5, np.inf, 0.7])
+    save_thresholds(tmp_path, ["a", "b", "c"], thresholds, split="val")
+    np.testing.assert_array_equal(load_thresholds(tmp_path, ["a", "b", "c"]), thresholds)
+    assert load_thresholds(tmp_path / "none", ["a"]) is None
+    with pytest.raises(ValueError, match="'d'"):
+        load_thresholds(tmp_path, ["a", "d"])
