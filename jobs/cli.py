@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "compare": "jobs.compare:compare_command",
     "predict": "jobs.predict:predict_command",
     "verify": "jobs.verify:verify_command",
+    "thresholds": "jobs.thresholds:thresholds_command",
+    "abundance": "jobs.abundance:abundance_command",
 }
 
 

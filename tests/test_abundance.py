@@ -94,3 +94,54 @@ def test_thresholds_round_trip_and_name_missing_classes(tmp_path) -> None:
     assert load_thresholds(tmp_path / "none", ["a"]) is None
     with pytest.raises(ValueError, match="'d'"):
         load_thresholds(tmp_path, ["a", "d"])
+
+
+def test_thresholds_and_abundance_jobs(small_store, small_model, tmp_path) -> None:
+    import shutil
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from jobs.abundance import abundance_command
+    from jobs.thresholds import thresholds_command
+    from plankton_store.ml import fit_store_thresholds, read_model_info
+
+    model = tmp_path / "model"
+    shutil.copytree(small_model, model)
+    with pytest.raises(ValueError, match="never fitted on the test split"):
+        fit_store_thresholds(small_store, model, split="test")
+    result = CliRunner().invoke(thresholds_command, [small_store, "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    classes = read_model_info(model).class_names
+    assert load_thresholds(model, classes).shape == (len(classes),)
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "predicted": rng.choice(classes, 60),
+            "sample_id": np.repeat(["s1", "s2"], 30),
+            "litres": np.repeat([2.0, 4.0], 30),
+        }
+    )
+    frame.to_csv(tmp_path / "predictions.csv", index=False)
+    args = [str(tmp_path / "predictions.csv"), "--model", str(model), "--out", str(tmp_path)]
+    result = CliRunner().invoke(abundance_command, [*args, "--by", "sample_id", "-v", "litres"])
+    assert result.exit_code != 0  # -v is not an option
+    result = CliRunner().invoke(
+        abundance_command, [*args, "--by", "sample_id", "--volume-column", "litres"]
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "abundance.csv")
+    assert set(table["group"]) == {"s1", "s2"} and len(table) == 2 * len(classes)
+    assert (table["corrected_count"] >= 0).all() and (table["low"] <= table["high"]).all()
+    s1 = table[table["group"] == "s1"]
+    assert s1["raw_count"].sum() == 30
+    np.testing.assert_allclose(s1["concentration"], s1["corrected_count"] / 2.0)
+    assert (tmp_path / "abundance.png").stat().st_size > 0
+
+    missing = CliRunner().invoke(abundance_command, [*args, "--by", "station"])
+    assert missing.exit_code != 0 and "'station'" in missing.output
+    frame.loc[0, "predicted"] = "not-a-class"
+    frame.to_csv(tmp_path / "predictions.csv", index=False)
+    other = CliRunner().invoke(abundance_command, [*args, "--by", "sample_id"])
+    assert other.exit_code != 0 and "not-a-class" in other.output

@@ -29,6 +29,7 @@ LAZY_IMPORTS = {
     "history is plotted",
     ("plankton_store.report._evaluation", "plankton_store.report._plots"): "matplotlib",
     ("plankton_store.report._explore", "plankton_store.report._plots"): "matplotlib",
+    ("plankton_store.report._abundance", "plankton_store.report._plots"): "matplotlib",
 }
 
 #: Subpackages in dependency order: each may import only those before it.

@@ -77,8 +77,10 @@ from plankton_store.ml._predict import (
 from plankton_store.ml._thresholds import (
     UNCLASSIFIED,
     apply_thresholds,
+    fit_store_thresholds,
     fit_thresholds,
     load_thresholds,
+    load_val_confusion,
     save_thresholds,
 )
 from plankton_store.ml._train import TrainResult, train
@@ -100,7 +102,9 @@ from plankton_store.ml._tta import (
 __all__ = [
     "UNCLASSIFIED",
     "apply_thresholds",
+    "fit_store_thresholds",
     "fit_thresholds",
+    "load_val_confusion",
     "load_thresholds",
     "save_thresholds",
     "BALANCE_POLICIES",
