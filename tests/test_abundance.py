@@ -145,3 +145,34 @@ def test_thresholds_and_abundance_jobs(small_store, small_model, tmp_path) -> No
     frame.to_csv(tmp_path / "predictions.csv", index=False)
     other = CliRunner().invoke(abundance_command, [*args, "--by", "sample_id"])
     assert other.exit_code != 0 and "not-a-class" in other.output
+
+
+def test_predict_marks_unclassified_and_keeps_columns(
+    small_store, small_export, small_model, dask_client, tmp_path
+) -> None:
+    import shutil
+
+    from plankton_store.ml import UNCLASSIFIED, predict_source, read_model_info
+
+    model = tmp_path / "model"
+    shutil.copytree(small_model, model)
+    classes = read_model_info(model).class_names
+    thresholds = np.full(len(classes), np.inf)
+    thresholds[classes.index("detritus")] = 0.0  # only detritus is auto-classified
+    save_thresholds(model, classes, thresholds)
+    kwargs = {"progress": False, "echo": lambda _: None}
+    out = tmp_path / "p.csv"
+    result = predict_source(
+        small_export, model, out, dask_client, keep_columns=("level2",), **kwargs
+    )
+    frame = result.predictions
+    assert set(frame["predicted"]) <= {"detritus", UNCLASSIFIED}
+    guessed_other = frame["best_guess"] != "detritus"
+    assert guessed_other.any()
+    assert (frame.loc[guessed_other, "predicted"] == UNCLASSIFIED).all()
+    assert "level2" in frame.columns
+    plain = predict_source(small_export, model, out, dask_client, use_thresholds=False, **kwargs)
+    assert UNCLASSIFIED not in set(plain.predictions["predicted"])
+    assert "best_guess" not in plain.predictions.columns
+    with pytest.raises(ValueError, match="'station'"):
+        predict_source(small_export, model, out, dask_client, keep_columns=("station",), **kwargs)

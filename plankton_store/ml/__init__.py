@@ -77,12 +77,12 @@ from plankton_store.ml._predict import (
 from plankton_store.ml._thresholds import (
     UNCLASSIFIED,
     apply_thresholds,
-    fit_store_thresholds,
     fit_thresholds,
     load_thresholds,
-    load_val_confusion,
+    mark_unclassified,
     save_thresholds,
 )
+from plankton_store.ml._thresholds_store import fit_store_thresholds, load_val_confusion
 from plankton_store.ml._train import TrainResult, train
 from plankton_store.ml._trainset import (
     DEFAULT_MEMORY_LIMIT,
@@ -106,6 +106,7 @@ __all__ = [
     "fit_thresholds",
     "load_val_confusion",
     "load_thresholds",
+    "mark_unclassified",
     "save_thresholds",
     "BALANCE_POLICIES",
     "BATCH",

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.stats import norm
 
-from plankton_store.ml._evaluate import class_mapping, predict_store, split_indices
-from plankton_store.ml._modeldir import THRESHOLDS_JSON, read_model_info
-from plankton_store.store import open_store
+from plankton_store.ml._modeldir import THRESHOLDS_JSON
 
 #: Label given to a prediction under its class's threshold.
 UNCLASSIFIED = "unclassified"
@@ -112,54 +110,38 @@ def load_thresholds(model_dir: str | Path, class_names: list[str]) -> np.ndarray
     return np.array([np.inf if values[c] is None else values[c] for c in class_names])
 
 
-def fit_store_thresholds(
-    source: str | Path,
-    model_dir: str | Path,
-    *,
-    target_precision: float = 0.9,
-    split: str = "val",
-    client: Any = None,
-) -> tuple[np.ndarray, Path]:
-    """Score a store split (val by default, never test), fit and save the thresholds.
+def mark_unclassified(
+    frame: pd.DataFrame, proba: np.ndarray, thresholds: np.ndarray | None
+) -> pd.DataFrame:
+    """Predictions under their class's threshold become :data:`UNCLASSIFIED`; the best
+    guess stays in a ``best_guess`` column. No thresholds: ``frame`` unchanged."""
+    if thresholds is None:
+        return frame
+    _, kept = apply_thresholds(proba, thresholds)
+    out = frame.copy()
+    at = out.columns.get_loc("predicted") + 1
+    out.insert(at, "best_guess", out["predicted"])
+    out.loc[~kept, "predicted"] = UNCLASSIFIED
+    return out
 
-    The val labels and predictions are saved with them: ``plankton-jobs abundance`` measures
-    the confusion rates from them.
+
+def keep_source_columns(
+    frame: pd.DataFrame, source_rows: pd.DataFrame, columns: tuple[str, ...]
+) -> pd.DataFrame:
+    """Copy source metadata ``columns`` (rows aligned with ``frame``) into the predictions.
 
     Raises
     ------
     ValueError
-        ``split`` is ``test``: thresholds fitted on test would bias every test figure.
+        A column is not in the source, naming the ones it has.
     """
-    if split == "test":
-        raise ValueError("thresholds are never fitted on the test split: use --split val")
-    info = read_model_info(model_dir)
-    store = open_store(str(source))
-    mapping = class_mapping(info, store.class_names, f"store {source}")
-    indices = split_indices(store, split)
-    if not len(indices):
-        raise ValueError(f"store {source} has no {split} samples to fit thresholds on")
-    y_true = mapping[store.labels[indices]]
-    proba = predict_store(store, info, indices, client, False, False)
-    thresholds = fit_thresholds(y_true, proba, target_precision=target_precision)
-    path = save_thresholds(
-        model_dir,
-        info.class_names,
-        thresholds,
-        target_precision=target_precision,
-        split=split,
-        store_fingerprint=store.fingerprint,
-        val_true=y_true.tolist(),
-        val_pred=proba.argmax(axis=1).tolist(),
-    )
-    return thresholds, path
-
-
-def load_val_confusion(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """The val labels and predictions saved by :func:`fit_store_thresholds`."""
-    path = Path(model_dir) / THRESHOLDS_JSON
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: run plankton-jobs thresholds STORE --model {model_dir} first"
+    missing = [c for c in columns if c not in source_rows.columns]
+    if missing:
+        raise ValueError(
+            f"--keep-column {missing[0]!r} is not a column of the source "
+            f"(it has {', '.join(map(str, source_rows.columns))})"
         )
-    saved = json.loads(path.read_text())
-    return np.asarray(saved["val_true"], dtype=int), np.asarray(saved["val_pred"], dtype=int)
+    out = frame.copy()
+    for column in columns:
+        out[column] = source_rows[column].to_numpy()
+    return out
