@@ -176,3 +176,39 @@ def test_predict_marks_unclassified_and_keeps_columns(
     assert "best_guess" not in plain.predictions.columns
     with pytest.raises(ValueError, match="'station'"):
         predict_source(small_export, model, out, dask_client, keep_columns=("station",), **kwargs)
+
+
+def test_evaluate_reports_thresholds_and_living_macro_f1(small_store, small_model, tmp_path):
+    import json
+    import shutil
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from jobs.evaluate import evaluate_command
+    from plankton_store.ml import read_model_info
+
+    model = tmp_path / "model"
+    shutil.copytree(small_model, model)
+    classes = read_model_info(model).class_names
+    save_thresholds(model, classes, np.full(len(classes), 0.5))
+    out = tmp_path / "report"
+    args = [small_store, "--model", str(model), "--out", str(out)]
+    result = CliRunner().invoke(evaluate_command, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 <= summary["thresholds"]["share_auto_classified"] <= 1
+    table = pd.read_csv(out / "per_class_thresholds.csv")
+    assert list(table["class"]) == classes and "unclassified" not in set(table["class"])
+    assert (table["recall_thresholded"] <= table["recall"] + 1e-12).all()
+    # every class non-living but one: living macro-F1 is that class's F1 alone
+    keep = classes[0]
+    others = ",".join(c for c in classes if c != keep)
+    result = CliRunner().invoke(
+        evaluate_command, [*args, "--no-thresholds", "--non-living", others]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert "thresholds" not in summary
+    per_class = pd.read_csv(out / "per_class.csv").set_index("class")
+    assert summary["living_macro_f1"] == pytest.approx(per_class.loc[keep, "f1"], abs=1e-3)

@@ -75,12 +75,15 @@ from plankton_store.ml._predict import (
     rejects_path_for,
 )
 from plankton_store.ml._thresholds import (
+    DEFAULT_NON_LIVING,
     UNCLASSIFIED,
     apply_thresholds,
     fit_thresholds,
+    living_classes,
     load_thresholds,
     mark_unclassified,
     save_thresholds,
+    threshold_report,
 )
 from plankton_store.ml._thresholds_store import fit_store_thresholds, load_val_confusion
 from plankton_store.ml._train import TrainResult, train
@@ -101,6 +104,9 @@ from plankton_store.ml._tta import (
 
 __all__ = [
     "UNCLASSIFIED",
+    "DEFAULT_NON_LIVING",
+    "living_classes",
+    "threshold_report",
     "apply_thresholds",
     "fit_store_thresholds",
     "fit_thresholds",

@@ -33,6 +33,7 @@ from plankton_store.ml._modeldir import (
     tta_mismatch_note,
 )
 from plankton_store.ml._predict import classify_export
+from plankton_store.ml._thresholds import DEFAULT_NON_LIVING, evaluation_extras
 from plankton_store.report import (
     Evaluation,
     bootstrap_intervals,
@@ -127,6 +128,8 @@ def evaluate(
     skip_unknown_labels: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    use_thresholds: bool = True,
+    non_living: tuple[str, ...] = DEFAULT_NON_LIVING,
 ) -> Evaluation:
     """Score a model on a store split or a labelled export and write the report folder.
 
@@ -146,6 +149,10 @@ def evaluate(
         A ``distributed.Client``; required for an export, optional for a store.
     skip_unknown_labels
         Export only: leave out rows whose label the model does not know, instead of refusing.
+    use_thresholds
+        Report precision, recall and the share auto-classified under MODEL_DIR's thresholds.
+    non_living
+        Class-name fragments left out of ``living_macro_f1``.
 
     Raises
     ------
@@ -187,6 +194,11 @@ def evaluate(
         "seconds": round(time.perf_counter() - started, 3),
         "created": fmt.now(),
     }
+    summary.update(
+        evaluation_extras(
+            y_true, proba, info.class_names, model_dir, out_dir, use_thresholds, non_living
+        )
+    )
     evaluation = Evaluation(y_true, y_pred, proba, info.class_names, table, summary, ids, notes)
     write_report(evaluation, out_dir)
     for note in notes:

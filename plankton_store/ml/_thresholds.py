@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
+from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 from plankton_store.ml._modeldir import THRESHOLDS_JSON
 
@@ -145,3 +146,95 @@ def keep_source_columns(
     for column in columns:
         out[column] = source_rows[column].to_numpy()
     return out
+
+
+#: Name fragments of the classes that are not organisms, matched case-insensitively.
+DEFAULT_NON_LIVING: tuple[str, ...] = (
+    "detritus",
+    "artefact",
+    "artifact",
+    "bubble",
+    "badfocus",
+    "fecal",
+)
+
+
+def living_classes(class_names: list[str], non_living: tuple[str, ...]) -> np.ndarray:
+    """Indices of the classes whose name contains none of the ``non_living`` fragments."""
+    parts = [p.strip().lower() for p in non_living if p.strip()]
+    return np.array(
+        [i for i, c in enumerate(class_names) if not any(p in c.lower() for p in parts)], int
+    )
+
+
+def threshold_report(
+    y_true: np.ndarray, proba: np.ndarray, thresholds: np.ndarray, class_names: list[str]
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per-class precision and recall with and without thresholds, and the share kept.
+
+    ``unclassified`` is never a class here: an object left unclassified is a miss for its
+    true class's recall and counts in no class's precision.
+    """
+    labels = np.arange(len(class_names))
+    pred, kept = apply_thresholds(proba, thresholds)
+    plain_p, plain_r, _, _ = precision_recall_fscore_support(
+        y_true, pred, labels=labels, zero_division=0
+    )
+    auto = np.where(kept, pred, -1)
+    thr_p, thr_r, _, _ = precision_recall_fscore_support(
+        y_true, auto, labels=labels, zero_division=0
+    )
+    share = np.array([kept[pred == k].mean() if (pred == k).any() else 0.0 for k in labels])
+    table = pd.DataFrame(
+        {
+            "class": class_names,
+            "threshold": thresholds,
+            "precision": plain_p,
+            "recall": plain_r,
+            "precision_thresholded": thr_p,
+            "recall_thresholded": thr_r,
+            "share_auto": share,
+        }
+    )
+    summary = {
+        "share_auto_classified": float(kept.mean()) if kept.size else 0.0,
+        "precision_auto_classified": float((pred[kept] == y_true[kept]).mean())
+        if kept.any()
+        else float("nan"),
+    }
+    return table, summary
+
+
+def evaluation_extras(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    class_names: list[str],
+    model_dir: str | Path,
+    out_dir: str | Path,
+    use_thresholds: bool = True,
+    non_living: tuple[str, ...] = DEFAULT_NON_LIVING,
+) -> dict[str, object]:
+    """The summary entries of the biological metrics, writing ``per_class_thresholds.csv``.
+
+    ``living_macro_f1`` is macro-F1 over the living classes only (present in the labels or
+    predictions); with thresholds (MODEL_DIR has them and ``use_thresholds``), the share of
+    images auto-classified and the precision they reach, beside the per-class table.
+    """
+    y_pred = proba.argmax(axis=1)
+    living = living_classes(class_names, non_living)
+    present = np.intersect1d(living, np.union1d(y_true, y_pred))
+    extras: dict[str, object] = {
+        "non_living": list(non_living),
+        "living_macro_f1": float(
+            f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+        )
+        if present.size
+        else float("nan"),
+    }
+    thresholds = load_thresholds(model_dir, class_names) if use_thresholds else None
+    if thresholds is not None:
+        table, summary = threshold_report(y_true, proba, thresholds, class_names)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        table.to_csv(Path(out_dir) / "per_class_thresholds.csv", index=False)
+        extras["thresholds"] = summary
+    return extras
