@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "verify": "jobs.verify:verify_command",
     "embed": "jobs.embed:embed_command",
     "similar": "jobs.similar:similar_command",
+    "thresholds": "jobs.thresholds:thresholds_command",
+    "abundance": "jobs.abundance:abundance_command",
 }
 
 

@@ -12,7 +12,13 @@ import click
 
 from jobs._options import cluster_options, job_client, model_dir_option, tta_option
 from plankton_store.io import ExportError
-from plankton_store.ml import SPLITS, ModelMismatchError, check_evaluation, evaluate
+from plankton_store.ml import (
+    DEFAULT_NON_LIVING,
+    SPLITS,
+    ModelMismatchError,
+    check_evaluation,
+    evaluate,
+)
 from plankton_store.report import REPORT_MD, metrics_line
 from plankton_store.store import StoreFormatError
 
@@ -38,6 +44,20 @@ from plankton_store.store import StoreFormatError
     help="Store SOURCE only: also score the samples ingested after the store version the "
     "model was trained on (by default only that version's samples are scored).",
 )
+@click.option(
+    "--thresholds/--no-thresholds",
+    "use_thresholds",
+    default=True,
+    show_default=True,
+    help="With MODEL_DIR/thresholds.json: per-class precision and recall with and without "
+    "thresholds (per_class_thresholds.csv) and the share auto-classified.",
+)
+@click.option(
+    "--non-living",
+    default=",".join(DEFAULT_NON_LIVING),
+    show_default=True,
+    help="Comma-separated class-name fragments left out of living_macro_f1.",
+)
 @cluster_options
 def evaluate_command(
     source: str,
@@ -47,6 +67,8 @@ def evaluate_command(
     tta: bool,
     skip_unknown_labels: bool,
     all_samples: bool,
+    use_thresholds: bool,
+    non_living: str,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -63,19 +85,29 @@ def evaluate_command(
         raise click.UsageError(str(exc)) from None
     except ModelMismatchError as exc:
         raise click.ClickException(str(exc)) from None
+    extra = {
+        "use_thresholds": use_thresholds,
+        "non_living": tuple(non_living.split(",")),
+        "all_samples": all_samples,
+    }
     try:
         if need_dask:
             with job_client(workers, scheduler, cluster_config) as client:
                 ev = evaluate(
-                    source, model_dir, out_dir, split, tta, client, skip_unknown_labels,
-                    all_samples=all_samples,
-                )  # fmt: skip
+                    source, model_dir, out_dir, split, tta, client, skip_unknown_labels, **extra
+                )
         else:
             ev = evaluate(
-                source, model_dir, out_dir, split, tta, None, skip_unknown_labels,
-                all_samples=all_samples,
-            )  # fmt: skip
+                source, model_dir, out_dir, split, tta, None, skip_unknown_labels, **extra
+            )
     except (ModelMismatchError, ExportError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(metrics_line(ev.summary))
+    click.echo(f"Living-class macro-F1: {ev.summary['living_macro_f1']:.3f}")
+    if "thresholds" in ev.summary:
+        auto = ev.summary["thresholds"]
+        click.echo(
+            f"Auto-classified: {auto['share_auto_classified']:.1%} at precision "
+            f"{auto['precision_auto_classified']:.3f}"
+        )
     click.echo(f"Report: {Path(out_dir) / REPORT_MD}")

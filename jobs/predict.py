@@ -37,6 +37,20 @@ from plankton_store.ml import (
     show_default=True,
     help="Images per Dask task.",
 )
+@click.option(
+    "--thresholds/--no-thresholds",
+    "use_thresholds",
+    default=True,
+    show_default=True,
+    help="Apply MODEL_DIR/thresholds.json when present: objects under their class's "
+    "threshold are predicted `unclassified`, their best guess in `best_guess`.",
+)
+@click.option(
+    "--keep-column",
+    "keep_columns",
+    multiple=True,
+    help="Source metadata column (e.g. sample_id) to copy into OUT; repeatable.",
+)
 @cluster_options
 def predict_command(
     source: str,
@@ -45,6 +59,8 @@ def predict_command(
     tta: bool,
     label_column: str | None,
     block_size: int,
+    use_thresholds: bool,
+    keep_columns: tuple[str, ...],
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -62,9 +78,17 @@ def predict_command(
     with job_client(workers, scheduler, cluster_config) as client:
         try:
             result = predict_source(
-                source, model_dir, out, client, tta, block_size, label_column=label_column
+                source,
+                model_dir,
+                out,
+                client,
+                tta,
+                block_size,
+                label_column=label_column,
+                use_thresholds=use_thresholds,
+                keep_columns=tuple(keep_columns),
             )
-        except (ExportError, ModelMismatchError) as exc:
+        except (ExportError, ModelMismatchError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(
         f"Wrote {result.n_predicted} predictions to {result.out} in {result.seconds:.1f} s"

@@ -31,6 +31,7 @@ LAZY_IMPORTS = {
     "loads only for a batch-scheduler cluster",
     ("plankton_store.report._evaluation", "plankton_store.report._plots"): "matplotlib",
     ("plankton_store.report._explore", "plankton_store.report._plots"): "matplotlib",
+    ("plankton_store.report._abundance", "plankton_store.report._plots"): "matplotlib",
 }
 
 #: Subpackages in dependency order: each may import only those before it.

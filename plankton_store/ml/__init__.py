@@ -77,6 +77,18 @@ from plankton_store.ml._predict import (
     rejects_path_for,
 )
 from plankton_store.ml._similar import SIMILAR_CSV, SIMILAR_PNG, Neighbours, similar
+from plankton_store.ml._thresholds import (
+    DEFAULT_NON_LIVING,
+    UNCLASSIFIED,
+    apply_thresholds,
+    fit_thresholds,
+    living_classes,
+    load_thresholds,
+    mark_unclassified,
+    save_thresholds,
+    threshold_report,
+)
+from plankton_store.ml._thresholds_store import fit_store_thresholds, load_val_confusion
 from plankton_store.ml._train import TrainResult, train
 from plankton_store.ml._trainset import (
     DEFAULT_MEMORY_LIMIT,
@@ -102,6 +114,17 @@ __all__ = [
     "embed_store",
     "similar",
     "version_scope",
+    "UNCLASSIFIED",
+    "DEFAULT_NON_LIVING",
+    "living_classes",
+    "threshold_report",
+    "apply_thresholds",
+    "fit_store_thresholds",
+    "fit_thresholds",
+    "load_val_confusion",
+    "load_thresholds",
+    "mark_unclassified",
+    "save_thresholds",
     "BALANCE_POLICIES",
     "BATCH",
     "DEFAULT_BLOCK_SIZE",

@@ -34,6 +34,7 @@ from plankton_store.ml._modeldir import (
 )
 from plankton_store.ml._pinned import in_scope, version_scope
 from plankton_store.ml._predict import classify_export
+from plankton_store.ml._thresholds import DEFAULT_NON_LIVING, evaluation_extras
 from plankton_store.report import (
     Evaluation,
     bootstrap_intervals,
@@ -129,6 +130,8 @@ def evaluate(
     progress: bool = True,
     echo: Callable[[str], None] = print,
     all_samples: bool = False,
+    use_thresholds: bool = True,
+    non_living: tuple[str, ...] = DEFAULT_NON_LIVING,
 ) -> Evaluation:
     """Score a model on a store split or a labelled export and write the report folder.
 
@@ -151,6 +154,10 @@ def evaluate(
     all_samples
         Store only: score every sample of the split, also those added after the store
         version the model was trained on (by default only that version's are scored).
+    use_thresholds
+        Report precision, recall and the share auto-classified under MODEL_DIR's thresholds.
+    non_living
+        Class-name fragments left out of ``living_macro_f1``.
 
     Raises
     ------
@@ -192,6 +199,11 @@ def evaluate(
         "seconds": round(time.perf_counter() - started, 3),
         "created": fmt.now(),
     }
+    summary.update(
+        evaluation_extras(
+            y_true, proba, info.class_names, model_dir, out_dir, use_thresholds, non_living
+        )
+    )
     evaluation = Evaluation(y_true, y_pred, proba, info.class_names, table, summary, ids, notes)
     write_report(evaluation, out_dir)
     for note in notes:

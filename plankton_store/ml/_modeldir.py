@@ -35,6 +35,7 @@ SKOPS_FILE = "model.skops"
 HEAD_FILE = "head.skops"
 HISTORY_CSV = "history.csv"
 HISTORY_PNG = "history.png"
+THRESHOLDS_JSON = "thresholds.json"
 
 #: The kinds ``plankton-jobs train`` fits.
 MODEL_KINDS: tuple[str, ...] = ("mlp", "cnn", "seed-cnn", "features")

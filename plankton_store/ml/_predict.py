@@ -26,6 +26,7 @@ from plankton_store.ml._modeldir import (
     read_model_info,
     tta_mismatch_note,
 )
+from plankton_store.ml._thresholds import keep_source_columns, load_thresholds, mark_unclassified
 from plankton_store.report import format_top_k
 from plankton_store.store import format as fmt
 
@@ -218,6 +219,8 @@ def predict_source(
     label_column: str | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    use_thresholds: bool = True,
+    keep_columns: tuple[str, ...] = (),
 ) -> PredictResult:
     """Classify every image of an export or image folder and write ``out`` (CSV).
 
@@ -238,6 +241,11 @@ def predict_source(
         Average over the 8 flips / 90° rotations (:mod:`plankton_store.ml._tta`).
     label_column
         meta.csv label column (default: the model's).
+    use_thresholds
+        Apply MODEL_DIR's thresholds.json when present: a prediction under its class's
+        threshold becomes ``unclassified``, its best guess kept in ``best_guess``.
+    keep_columns
+        Source metadata columns (e.g. ``sample_id``) copied into the predictions.
     """
     started = time.perf_counter()
     info = read_model_info(model_dir)
@@ -254,6 +262,9 @@ def predict_source(
     frame = predictions_frame(
         export.table, classified.ok, classified.proba, info.class_names, has_labels
     )
+    thresholds = load_thresholds(model_dir, info.class_names) if use_thresholds else None
+    frame = mark_unclassified(frame, classified.proba, thresholds)
+    frame = keep_source_columns(frame, export.table[classified.ok], keep_columns)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)

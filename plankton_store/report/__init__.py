@@ -9,6 +9,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from plankton_store.report._abundance import (
+    ABUNDANCE_COLUMNS,
+    ABUNDANCE_RESAMPLES,
+    AbundanceEstimate,
+    abundance_table,
+    adjusted_counts,
+    confusion_rates,
+    estimate_abundance,
+    write_abundance,
+)
 from plankton_store.report._compare import (
     COMPARISON_FILES,
     INTERVAL_COLUMN,
@@ -64,6 +74,14 @@ _PLOTS = (
 )
 
 __all__ = [
+    "ABUNDANCE_COLUMNS",
+    "ABUNDANCE_RESAMPLES",
+    "AbundanceEstimate",
+    "abundance_table",
+    "adjusted_counts",
+    "confusion_rates",
+    "estimate_abundance",
+    "write_abundance",
     "BOOTSTRAP_RESAMPLES",
     "COMPARISON_FILES",
     "EXPLORE_FILES",
