@@ -117,7 +117,11 @@ def build_large_cnn(
     output layer stays float32.
     """
     keras = import_keras()
-    from plankton_store.ml._keras_layers import FusedBatchNormalization, JittableRandomRotation
+    from plankton_store.ml._keras_layers import (
+        FusedBatchNormalization,
+        JittableRandomRotation,
+        JittableRandomZoom,
+    )
 
     layers = keras.layers
     image = keras.Input((*image_size, 1), dtype="uint8", name="image")
@@ -126,7 +130,7 @@ def build_large_cnn(
     if rotate:
         x = JittableRandomRotation(0.5, fill_mode="constant", fill_value=0.0)(x)
     if zoom > 0:
-        x = layers.RandomZoom((-zoom, zoom), fill_mode="constant", fill_value=0.0)(x)
+        x = JittableRandomZoom((-zoom, zoom), fill_mode="constant", fill_value=0.0)(x)
     x = layers.Conv2D(stages[0][0], 3, strides=2, padding="same", use_bias=False)(x)
     x = layers.ReLU()(FusedBatchNormalization(momentum=0.9)(x))
     total = sum(blocks for _, blocks in stages)
