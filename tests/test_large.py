@@ -157,15 +157,16 @@ def test_mixed_precision_net_is_saved_as_a_float32_copy(small_store, large_model
 
 
 def test_large_preset_trains_on_the_jax_backend(demo_store, tmp_path):
-    """The GPU recipe's backend, on a machine without TensorFlow: trains (zoom included) and
-    the saved model loads under TensorFlow."""
+    """The GPU recipe's path, on a machine without TensorFlow: trains in mixed precision on
+    JAX with XLA (rotation and zoom included), saves float32, loads under TensorFlow."""
     pytest.importorskip("jax")
     out = tmp_path / "m"
     code = _NO_TENSORFLOW + (
         "import keras\n"
         "assert keras.backend.backend() == 'jax'\n"
-        "from plankton_store.ml import TrainOptions, train, _large\n"
+        "from plankton_store.ml import TrainOptions, train, _large, _fit_keras\n"
         f"_large.LARGE_STAGES = {TINY_STAGES!r}\n"
+        "_fit_keras.use_mixed_precision = lambda: True  # as on a GPU: mixed_float16\n"
         f"train({demo_store!r}, {str(out)!r}, TrainOptions(preset='large', epochs=1, "
         "head='softmax', threads=1, batch_size=32), echo=None)\n"
         "from plankton_store.ml import Normalisation\n"
@@ -177,4 +178,6 @@ def test_large_preset_trains_on_the_jax_backend(demo_store, tmp_path):
     )
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
-    assert load_model(out).kind == "cnn"
+    model = load_model(out)
+    assert model.kind == "cnn"
+    assert {layer.compute_dtype for layer in model.estimator.layers} <= {"float32", "uint8"}
