@@ -19,6 +19,7 @@ from plankton_store.ml import (
     GRID_SUMMARY,
     HEAD_CHOICES,
     MODEL_KINDS,
+    PRESETS,
     TrainOptions,
     parse_grid,
     run_grid,
@@ -119,6 +120,23 @@ from plankton_store.store import IncompleteStoreError, StoreFormatError
     "well on val macro-F1 (8 views); softmax keeps the net's own layer.",
 )
 @click.option(
+    "--preset",
+    type=click.Choice(PRESETS),
+    default=None,
+    help="cnn only: large is a residual net for a GPU node or a long CPU run (any-angle "
+    "rotation, scale jitter, stochastic depth, label smoothing, AdamW; mixed precision on "
+    "a GPU under KERAS_BACKEND=jax; head auto). See docs/model-recipe.md.",
+)
+@click.option(
+    "--init",
+    "init",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    metavar="MODEL_DIR",
+    help="Start from this earlier Keras model's weights (same net; its classifier is "
+    "replaced when the class list differs), e.g. a net trained on a larger set.",
+)
+@click.option(
     "--grid",
     "grid",
     multiple=True,
@@ -143,6 +161,8 @@ def train_command(
     threads: int | None,
     memory_limit: float,
     head: str | None,
+    preset: str | None,
+    init: str | None,
     grid: tuple[str, ...],
     overwrite: bool,
     workers: int | None,
@@ -175,6 +195,8 @@ def train_command(
             threads=threads,
             memory_limit=int(memory_limit * 1024**3),
             head=head,
+            preset=preset,
+            init=init,
         )
         options.resolved()
         combos = parse_grid(grid) if grid else []

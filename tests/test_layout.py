@@ -25,6 +25,8 @@ LAZY_IMPORTS = {
     "once Keras is imported",
     ("plankton_store.ml._nets", "plankton_store.ml._keras_layers"): "Keras loads only when "
     "a net is built",
+    ("plankton_store.ml._large", "plankton_store.ml._keras_layers"): "Keras loads only "
+    "when a net is built",
     ("plankton_store.ml._models", "plankton_store.report"): "matplotlib loads only when a "
     "history is plotted",
     ("plankton_store.cluster._local", "plankton_store.cluster._jobqueue"): "dask-jobqueue "

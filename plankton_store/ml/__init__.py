@@ -41,6 +41,7 @@ from plankton_store.ml._inputs import (
     store_feature_columns,
 )
 from plankton_store.ml._keras import configure_keras, import_keras
+from plankton_store.ml._large import PRESETS
 from plankton_store.ml._modeldir import (
     ENSEMBLE_KIND,
     HEAD_FILE,
@@ -134,6 +135,7 @@ __all__ = [
     "GRID_KEYS",
     "GRID_SUMMARY",
     "HEAD_CHOICES",
+    "PRESETS",
     "HEAD_FILE",
     "HEAD_MAX_ROWS",
     "HISTORY_CSV",

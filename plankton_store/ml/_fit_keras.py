@@ -13,6 +13,7 @@ from plankton_store.ml._fit import sampler
 from plankton_store.ml._history import History, val_metrics
 from plankton_store.ml._inputs import keras_inputs
 from plankton_store.ml._keras import configure_keras
+from plankton_store.ml._large import build_large_for, float32_copy, init_from, use_mixed_precision
 from plankton_store.ml._nets import build_cnn, build_seed_cnn
 from plankton_store.ml._options import TrainOptions
 from plankton_store.ml._trainset import Normalisation
@@ -22,7 +23,10 @@ def fit_keras(st, train_set, normalisation, val, val_y, options, history):  # no
     """Keras fit on balanced batches (a tf.data pipeline under TensorFlow); val macro-F1
     every epoch."""
     keras = configure_keras(options.threads, options.seed)
-    model = _build_model(st, normalisation, options)
+    mixed = options.preset == "large" and use_mixed_precision()
+    model = _build_model(st, normalisation, options, mixed)
+    if options.init is not None:
+        init_from(model, options.init, st.class_names, history.echo)
     pipeline = BatchPipeline(
         train_set,
         sampler(train_set, options),
@@ -57,12 +61,23 @@ def fit_keras(st, train_set, normalisation, val, val_y, options, history):  # no
     )
     if epoch_end.best_weights is not None:
         model.set_weights(epoch_end.best_weights)
+    if mixed:  # saved in float32, to predict on CPUs
+        model = float32_copy(model, lambda: _build_model(st, normalisation, options))
     return model
 
 
-def _build_model(st: Any, normalisation: Normalisation, options: TrainOptions) -> Any:
-    """The untrained Keras net of ``options.model`` for the store's images and classes."""
+def _build_model(
+    st: Any, normalisation: Normalisation, options: TrainOptions, mixed: bool = False
+) -> Any:
+    """The untrained Keras net of ``options.model`` (or ``--preset``) for the store's images
+    and classes."""
     n_classes = len(st.class_names)
+    if options.preset == "large":
+        augment = bool(options.augment)
+        rotate = st.resize_mode == "pad" and augment
+        return build_large_for(
+            st.image_size, n_classes, normalisation, options.lr, augment, rotate, mixed=mixed
+        )
     if options.model == "cnn":
         # Any-angle rotation only where images keep their aspect ratio.
         rotate = st.resize_mode == "pad" and bool(options.augment)

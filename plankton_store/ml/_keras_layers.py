@@ -76,3 +76,15 @@ class JittableRandomRotation(keras.layers.RandomRotation):
         super().__init__(*args, **kwargs)
         if keras.backend.backend() == "jax":
             self.supports_jit = True
+
+
+@keras.saving.register_keras_serializable(package="plankton_store")
+class JittableRandomZoom(keras.layers.RandomZoom):
+    """``keras.layers.RandomZoom`` that lets its model compile with XLA under JAX (the large
+    preset's scale jitter), for the reason of :class:`JittableRandomRotation`: Keras marks it
+    ``supports_jit = False`` for TensorFlow's transform kernel, which JAX does not use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if keras.backend.backend() == "jax":
+            self.supports_jit = True

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from plankton_store.ml._balance import BALANCE_POLICIES
 from plankton_store.ml._head import HEAD_CHOICES
+from plankton_store.ml._large import apply_preset
 from plankton_store.ml._modeldir import MODEL_KINDS
 from plankton_store.ml._trainset import DEFAULT_MEMORY_LIMIT
 
@@ -38,22 +39,29 @@ class TrainOptions:
     threads: int | None = None
     memory_limit: int = DEFAULT_MEMORY_LIMIT
     head: str | None = None
+    #: ``large``: the residual net of :mod:`plankton_store.ml._large` and its defaults.
+    preset: str | None = None
+    #: A MODEL_DIR whose Keras weights the net starts from (``--init``).
+    init: str | None = None
 
     def resolved(self) -> TrainOptions:
         """These options with every ``None`` default filled in for the model."""
         if self.model not in MODEL_KINDS:
             raise ValueError(f"unknown model {self.model!r}; choose from {MODEL_KINDS}")
         balance, epochs, batch, lr, augment = MODEL_DEFAULTS[self.model]
+        base = apply_preset(self)  # the preset's defaults come before the model's
+        if base.init is not None and base.model not in ("cnn", "seed-cnn"):
+            raise ValueError("--init is for the Keras models (cnn, seed-cnn)")
         options = replace(
-            self,
-            balance=self.balance or balance,
-            epochs=self.epochs or epochs,
-            batch_size=self.batch_size or batch,
-            lr=self.lr or lr,
-            augment=augment if self.augment is None else self.augment,
-            threads=self.threads or _cpus(),
-            hidden=tuple(int(h) for h in self.hidden),
-            head=self.head or ("logistic" if self.model == "cnn" else "softmax"),
+            base,
+            balance=base.balance or balance,
+            epochs=base.epochs or epochs,
+            batch_size=base.batch_size or batch,
+            lr=base.lr or lr,
+            augment=augment if base.augment is None else base.augment,
+            threads=base.threads or _cpus(),
+            hidden=tuple(int(h) for h in base.hidden),
+            head=base.head or ("logistic" if base.model == "cnn" else "softmax"),
         )
         if options.balance not in BALANCE_POLICIES:
             raise ValueError(
