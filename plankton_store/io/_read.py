@@ -21,6 +21,7 @@ from plankton_store.io._flowcam import read_flowcam_export
 from plankton_store.io._folder import read_image_folder
 from plankton_store.io._fs import _Folder, _join
 from plankton_store.io._layout import FEATURE_FILE, IMAGES_DIR, META_FILE, ZIP_NAME
+from plankton_store.io._meta import _delimiter
 
 __all__ = ["read_export", "read_source"]
 
@@ -92,8 +93,9 @@ def read_source(source: str | os.PathLike[str], label_column: str) -> tuple[Expo
     """
     meta = Path(source) / META_FILE
     if meta.is_file():
-        with open(meta, newline="", encoding="utf-8", errors="replace") as f:
-            header = next(csv.reader(f), [])
+        with open(meta, newline="", encoding="utf-8-sig", errors="replace") as f:
+            first = f.readline()
+        header = next(csv.reader([first], delimiter=_delimiter(first)), [])
         if label_column not in [h.strip() for h in header]:
             # The reader insists on a label column; read the objid as a stand-in and drop it.
             export = read_export(source, label_column="objid")
