@@ -1,10 +1,26 @@
-"""EcoTaxa exports: tab-separated meta tables."""
+"""EcoTaxa: tab-separated meta tables, and predictions written back as an EcoTaxa TSV."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
-from plankton_store.io import read_source
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from jobs.predict import predict_command
+from plankton_store.io import (
+    check_ecotaxa_limits,
+    ecotaxa_predictions,
+    ecotaxa_tsv,
+    ecotaxa_types,
+    read_export,
+    read_source,
+)
+from plankton_store.ml import read_model_info
 from tests.conftest import write_flowcam_export
 
 
@@ -15,3 +31,144 @@ def test_read_source_sees_labels_in_a_tab_separated_meta(tmp_path: Path) -> None
     export, has_labels = read_source(root, label_column="level2")
     assert has_labels
     assert sorted(export.table["label"].astype(str)) == ["copepod"] * 3 + ["diatom"] * 2
+
+
+# --- predict --format ecotaxa: a zip holding an EcoTaxa classification update -------------
+
+
+def read_ecotaxa_zip(path: Path) -> tuple[bytes, pd.DataFrame]:
+    """The TSV's raw bytes and its rows read by pandas (type row skipped, all text)."""
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["ecotaxa_predictions.tsv"]
+        data = zf.read("ecotaxa_predictions.tsv")
+    frame = pd.read_csv(
+        io.BytesIO(data),
+        sep="\t",
+        encoding="utf-8-sig",
+        skiprows=[1],
+        dtype=str,
+        keep_default_na=False,
+    )
+    return data, frame
+
+
+def test_predict_format_ecotaxa_through_the_cli(
+    small_export: Path, small_model: Path, dask_client, tmp_path: Path
+) -> None:
+    out = tmp_path / "out" / "predictions.zip"
+    args = [str(small_export), "--model", str(small_model), "--out", str(out)]
+    args += ["--format", "ecotaxa", "--scheduler", dask_client.scheduler.address]
+    result = CliRunner().invoke(predict_command, args)
+    assert result.exit_code == 0, result.output
+    data, frame = read_ecotaxa_zip(out)
+
+    assert data.startswith(b"\xef\xbb\xbf")
+    lines = data.decode("utf-8-sig").splitlines()
+    names, types = lines[0].split("\t"), lines[1].split("\t")
+    assert names == frame.columns.tolist()
+    assert types == ["[f]" if n.endswith("_score") else "[t]" for n in names]
+    assert names == [
+        "object_id",
+        "img_file_name",
+        "object_annotation_status",
+        "object_annotation_category",
+        "object_score",
+        "object_top1_category",
+        "object_top1_score",
+        "object_top2_category",
+        "object_top2_score",
+        "object_top3_category",
+        "object_top3_score",
+    ]
+
+    export = read_export(small_export)
+    expected_ids = export.table["objid"].astype(str)
+    assert sorted(frame["object_id"]) == sorted(expected_ids)
+    assert not frame["object_id"].duplicated().any()
+    assert (frame["object_annotation_status"] == "predicted").all()
+    classes = set(read_model_info(small_model).class_names)
+    for column in ["object_annotation_category"] + [f"object_top{k}_category" for k in (1, 2, 3)]:
+        assert set(frame[column]) <= classes
+    assert (frame["object_annotation_category"] == frame["object_top1_category"]).all()
+    scores = frame[[f"object_top{k}_score" for k in (1, 2, 3)]].astype(float).to_numpy()
+    assert (np.diff(scores, axis=1) <= 0).all() and ((scores >= 0) & (scores <= 1)).all()
+    assert (frame["object_score"].astype(float) == scores[:, 0]).all()
+    assert (frame[["object_top1_category", "object_top2_category"]].nunique(axis=1) == 2).all()
+
+    # The same classification as the default CSV format.
+    csv_out = tmp_path / "predictions.csv"
+    csv_args = [a if a != str(out) else str(csv_out) for a in args if a not in ("--format",)]
+    csv_args.remove("ecotaxa")
+    result = CliRunner().invoke(predict_command, csv_args)
+    assert result.exit_code == 0, result.output
+    csv = pd.read_csv(csv_out, dtype={"objid": str}, keep_default_na=False)
+    assert csv["objid"].tolist() == frame["object_id"].tolist()
+    assert csv["image"].tolist() == frame["img_file_name"].tolist()
+    assert csv["predicted"].tolist() == frame["object_annotation_category"].tolist()
+    np.testing.assert_allclose(csv["probability"], frame["object_score"].astype(float), atol=1e-4)
+
+
+def test_text_ids_stay_unchanged_and_hierarchy_is_optional() -> None:
+    proba = np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]])
+    ids = ["007", "sample_1-µ obj"]
+    plain = ecotaxa_predictions(ids, proba, ["a", "b", "c"])
+    assert "object_annotation_hierarchy" not in plain and "img_file_name" not in plain
+    with_tree = ecotaxa_predictions(
+        ids, proba, ["a", "b", "c"], images=["x/1.jpg", "2.jpg"], hierarchy={"b": "living>b"}
+    )
+    assert with_tree["object_annotation_hierarchy"].tolist() == ["living>b", ""]
+    assert with_tree["object_top2_category"].tolist() == ["c", "c"]
+    data = ecotaxa_tsv(with_tree)
+    back = pd.read_csv(io.BytesIO(data), sep="\t", encoding="utf-8-sig", skiprows=[1], dtype=str)
+    assert back["object_id"].tolist() == ids
+    assert back["img_file_name"].tolist() == ["x/1.jpg", "2.jpg"]
+    assert data.decode("utf-8-sig").splitlines()[1].split("\t") == ecotaxa_types(with_tree)
+
+
+def test_two_classes_give_two_top_columns() -> None:
+    frame = ecotaxa_predictions([1, 2], np.array([[0.9, 0.1], [0.3, 0.7]]), ["a", "b"])
+    assert frame["object_annotation_category"].tolist() == ["a", "b"]
+    assert "object_top3_category" not in frame and "object_top2_score" in frame
+
+
+def widen(frame: pd.DataFrame, columns: dict[str, object]) -> pd.DataFrame:
+    """``frame`` with constant columns added in one go."""
+    extra = pd.DataFrame({c: [v] * len(frame) for c, v in columns.items()}, index=frame.index)
+    return pd.concat([frame, extra], axis=1)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.assign(object_id=["1", "1"]), "unique"),
+        (lambda f: f.drop(columns="object_id"), "object_id"),
+        (lambda f: f.assign(object_annotation_category=["a", ""]), "status needs"),
+        (lambda f: f.drop(columns="object_annotation_category"), "status needs"),
+        (lambda f: f.assign(object_top1_category=["x" * 251, "a"]), "longer than 250"),
+        (
+            lambda f: widen(f, {f"object_note{i}": "t" for i in range(19)}),
+            "text and",
+        ),
+        (
+            lambda f: widen(f, {f"object_v{i}": 1.0 for i in range(498)}),
+            "0 text|2 text and 501",
+        ),
+        (lambda f: f.assign(object_top1_category=["a\tb", "a"]), "tabs"),
+    ],
+)
+def test_ecotaxa_import_rules_are_enforced(change, message) -> None:
+    frame = ecotaxa_predictions([1, 2], np.array([[0.9, 0.1], [0.3, 0.7]]), ["a", "b"])
+    ecotaxa_tsv(frame)  # the unchanged frame is fine
+    with pytest.raises(ValueError, match=message):
+        ecotaxa_tsv(change(frame))
+
+
+def test_limits_are_exactly_ecotaxa_s() -> None:
+    frame = ecotaxa_predictions([1], np.array([[1.0]]), ["a"])  # 1 text, 2 numeric free
+    extra = {f"object_t{i}": "t" * 250 for i in range(19)}
+    at_limit = widen(frame, extra | {f"object_v{i}": 1.0 for i in range(498)})
+    check_ecotaxa_limits(at_limit)
+    with pytest.raises(ValueError):
+        check_ecotaxa_limits(at_limit.assign(object_v_extra=[1.0]))
+    with pytest.raises(ValueError):
+        check_ecotaxa_limits(at_limit.assign(object_t_extra=["t"]))

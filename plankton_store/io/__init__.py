@@ -16,6 +16,14 @@ from plankton_store.io._computed import (
     object_mask,
     shape_descriptors,
 )
+from plankton_store.io._ecotaxa_write import (
+    PREDICTED_STATUS,
+    check_ecotaxa_limits,
+    ecotaxa_predictions,
+    ecotaxa_tsv,
+    ecotaxa_types,
+    write_ecotaxa_zip,
+)
 from plankton_store.io._export import Export, ExportError
 from plankton_store.io._fetch import ImageFetcher
 from plankton_store.io._flowcam import EXECUTOR_MIN_META_BYTES, read_flowcam_export
@@ -39,6 +47,8 @@ from plankton_store.io._images import (
     resize,
 )
 from plankton_store.io._layout import (
+    ECOTAXA_LAYOUT,
+    ECOTAXA_PREDICTIONS_FILE,
     FEATURE_FILE,
     FLOWCAM_LAYOUT,
     FOLDER_LABEL_COLUMN,
@@ -56,6 +66,8 @@ from plankton_store.io._read import read_export, read_source
 __all__ = [
     "COMPUTED_COLUMNS",
     "DESCRIPTOR_COLUMNS",
+    "ECOTAXA_LAYOUT",
+    "ECOTAXA_PREDICTIONS_FILE",
     "EXECUTOR_MIN_META_BYTES",
     "FEATURE_COLUMNS",
     "FEATURE_FILE",
@@ -67,6 +79,7 @@ __all__ = [
     "IMAGES_DIR",
     "META_FILE",
     "OPERATIONS",
+    "PREDICTED_STATUS",
     "RESAMPLE",
     "RESIZE_MODES",
     "SIZE_COLUMNS",
@@ -79,9 +92,13 @@ __all__ = [
     "ResizeMode",
     "augment",
     "background_level",
+    "check_ecotaxa_limits",
     "compute_features",
     "decode_gray",
     "draft_target",
+    "ecotaxa_predictions",
+    "ecotaxa_tsv",
+    "ecotaxa_types",
     "feature_file",
     "image_features",
     "image_member",
@@ -96,4 +113,5 @@ __all__ = [
     "read_source",
     "resize",
     "shape_descriptors",
+    "write_ecotaxa_zip",
 ]

@@ -9,6 +9,11 @@ FlowCam / EcoTaxa layout::
         features_skimage.csv.gz   optional
         taxo.csv                  optional, not read: the taxonomy of the labels
 
+EcoTaxa predictions (written by ``predict --format ecotaxa``)::
+
+    predictions.zip
+        ecotaxa_predictions.tsv   UTF-8 with BOM, tab-separated, column names then a type row
+
 Image-folder layout::
 
     root/<class>/<file>.jpg       label = <class>; files directly in root are unlabelled
@@ -22,6 +27,10 @@ import re
 FLOWCAM_LAYOUT = "flowcam"
 #: Layout name of a folder of class folders of images.
 FOLDER_LAYOUT = "image-folder"
+#: Name of the EcoTaxa TSV layout, also the ``predict --format`` that writes it.
+ECOTAXA_LAYOUT = "ecotaxa"
+#: The TSV member of the zip that ``predict --format ecotaxa`` writes.
+ECOTAXA_PREDICTIONS_FILE = "ecotaxa_predictions.tsv"
 
 META_FILE = "meta.csv"
 ZIP_NAME = "imgs.zip"

@@ -64,8 +64,10 @@ from plankton_store.ml._nets import build_cnn, build_seed_cnn, conv_trunk
 from plankton_store.ml._options import MODEL_DEFAULTS, TrainOptions
 from plankton_store.ml._pool import EnsembleResult, ensemble
 from plankton_store.ml._predict import (
+    CSV_FORMAT,
     DEFAULT_BLOCK_SIZE,
     PREDICTION_COLUMNS,
+    PREDICTION_FORMATS,
     Classified,
     PredictResult,
     aligned_export_features,
@@ -73,6 +75,7 @@ from plankton_store.ml._predict import (
     predict_source,
     predictions_frame,
     rejects_path_for,
+    write_predictions,
 )
 from plankton_store.ml._train import TrainResult, train
 from plankton_store.ml._trainset import (
@@ -93,6 +96,7 @@ from plankton_store.ml._tta import (
 __all__ = [
     "BALANCE_POLICIES",
     "BATCH",
+    "CSV_FORMAT",
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_MEMORY_LIMIT",
     "DIHEDRAL",
@@ -110,6 +114,7 @@ __all__ = [
     "MODEL_JSON",
     "MODEL_KINDS",
     "PREDICTION_COLUMNS",
+    "PREDICTION_FORMATS",
     "SKOPS_FILE",
     "SKOPS_TRUSTED",
     "SPLITS",
@@ -181,4 +186,5 @@ __all__ = [
     "tta_views",
     "turn_images",
     "val_metrics",
+    "write_predictions",
 ]
