@@ -13,15 +13,18 @@ from click.testing import CliRunner
 
 from jobs.predict import predict_command
 from plankton_store.io import (
+    ExportError,
     check_ecotaxa_limits,
     ecotaxa_predictions,
     ecotaxa_tsv,
     ecotaxa_types,
+    read_ecotaxa_export,
+    read_ecotaxa_table,
     read_export,
     read_source,
 )
 from plankton_store.ml import read_model_info
-from tests.conftest import write_flowcam_export
+from tests.conftest import jpeg, shape_image, write_flowcam_export
 
 
 def test_read_source_sees_labels_in_a_tab_separated_meta(tmp_path: Path) -> None:
@@ -172,3 +175,98 @@ def test_limits_are_exactly_ecotaxa_s() -> None:
         check_ecotaxa_limits(at_limit.assign(object_v_extra=[1.0]))
     with pytest.raises(ValueError):
         check_ecotaxa_limits(at_limit.assign(object_t_extra=["t"]))
+
+
+# --- reading an EcoTaxa TSV export ---------------------------------------------------------
+
+
+def write_ecotaxa_export(root: Path) -> Path:
+    """Two sample folders: a latin-1 table with a type row and a µ column name, and a
+    UTF-8-with-BOM table without a type row, images in a sub-folder; bad rows included."""
+    rng = np.random.default_rng(3)
+
+    def image(path: Path, label_index: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(jpeg(shape_image(label_index, 40, 30, rng)))
+
+    a = root / "sample_a"
+    header = [
+        "Object_ID ",
+        "img_file_name",
+        "img_rank",
+        "object_annotation_status",
+        "object_annotation_category",
+        "object_area_µm2",
+    ]
+    rows = [
+        ["a-001", "1.jpg", "0", "validated", "copepod", "12.5"],
+        ["a-002", "2.jpg", "0", "predicted", "diatom", "3"],
+        ["a-002", "2b.jpg", "1", "predicted", "diatom", "3"],  # second image rank
+        ["a-003", "missing.jpg", "0", "validated", "copepod", "1"],
+        ["a-001", "1.jpg", "0", "validated", "copepod", "12.5"],  # repeated
+    ]
+    for name, idx in [("1.jpg", 0), ("2.jpg", 1), ("2b.jpg", 1)]:
+        image(a / name, idx)
+    lines = ["\t".join(header), "\t".join(["[t]", "[t]", "[f]", "[t]", "[t]", "[f]"])]
+    lines += ["\t".join(r) for r in rows]
+    a.mkdir(parents=True, exist_ok=True)
+    (a / "ecotaxa_a.tsv").write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+
+    b = root / "two" / "sample_b"
+    image(b / "imgs" / "007.png", 1)
+    image(b / "imgs" / "008.png", 0)
+    text = "object_id\timg_file_name\tobject_annotation_status\tobject_annotation_category\n"
+    text += "007\timgs/007.png\tvalidated\tdiatom\n008\timgs/008.png\tdubious\tcopepod\n"
+    b.mkdir(parents=True, exist_ok=True)
+    (b / "ecotaxa_b.txt").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    (root / "notes.tsv").write_text("object_id\nignored\n")  # not an ecotaxa* table
+    return root
+
+
+def test_read_ecotaxa_export_merges_tables_and_rejects_bad_rows(tmp_path: Path) -> None:
+    export = read_ecotaxa_export(write_ecotaxa_export(tmp_path / "eco"))
+    table = export.table
+    assert export.layout == "ecotaxa"
+    assert table["object_id"].tolist() == ["a-001", "a-002", "007", "008"]
+    assert table["image"].tolist() == [
+        "sample_a/1.jpg",
+        "sample_a/2.jpg",
+        "two/sample_b/imgs/007.png",
+        "two/sample_b/imgs/008.png",
+    ]
+    # Only validated rows are ground truth; the others stay, to classify, unlabelled.
+    assert table["label"].tolist() == ["copepod", pd.NA, "diatom", pd.NA]
+    assert "object_area_µm2" in table.columns  # latin-1 read, names trimmed and lower-cased
+    assert table["object_area_µm2"].tolist()[:2] == ["12.5", "3"]
+    reasons = export.rejects["reason"].tolist()
+    assert len(reasons) == 3 and len(table) + len(reasons) == export.rows_read == 7
+    assert any("img_rank" in r for r in reasons)
+    assert any("missing.jpg not found" in r for r in reasons)
+    assert any("repeated object_id" in r for r in reasons)
+    assert export.table["objid"].is_unique
+    for ref in table["image"]:
+        assert export.fetcher.fetch(ref)[:2] in (b"\xff\xd8", b"\x89P")
+
+
+def test_read_ecotaxa_export_wider_statuses_and_type_row_detection(tmp_path: Path) -> None:
+    root = write_ecotaxa_export(tmp_path / "eco")
+    export = read_ecotaxa_export(root, statuses=("validated", "dubious"))
+    assert export.table["label"].tolist() == ["copepod", pd.NA, "diatom", "copepod"]
+    frame, types = read_ecotaxa_table((root / "sample_a" / "ecotaxa_a.tsv").read_bytes())
+    assert types == ["[t]", "[t]", "[f]", "[t]", "[t]", "[f]"] and len(frame) == 5
+    frame, types = read_ecotaxa_table((root / "two/sample_b/ecotaxa_b.txt").read_bytes())
+    assert types is None and frame["object_id"].tolist() == ["007", "008"]
+
+
+def test_an_ecotaxa_table_without_object_id_is_rejected_and_no_table_stops(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "eco"
+    root.mkdir()
+    (root / "ecotaxa_x.tsv").write_text("img_file_name\n1.jpg\n2.jpg\n")
+    export = read_ecotaxa_export(root)
+    assert len(export.table) == 0 and len(export.rejects) == 2
+    assert (export.rejects["reason"].str.contains("no object_id")).all()
+    (root / "ecotaxa_x.tsv").unlink()
+    with pytest.raises(ExportError, match=r"ecotaxa\*\.tsv"):
+        read_ecotaxa_export(root)

@@ -16,6 +16,11 @@ from plankton_store.io._computed import (
     object_mask,
     shape_descriptors,
 )
+from plankton_store.io._ecotaxa import (
+    find_ecotaxa_tables,
+    read_ecotaxa_export,
+    read_ecotaxa_table,
+)
 from plankton_store.io._ecotaxa_write import (
     PREDICTED_STATUS,
     check_ecotaxa_limits,
@@ -47,8 +52,12 @@ from plankton_store.io._images import (
     resize,
 )
 from plankton_store.io._layout import (
+    ECOTAXA_LABEL_COLUMN,
     ECOTAXA_LAYOUT,
     ECOTAXA_PREDICTIONS_FILE,
+    ECOTAXA_STATUS_COLUMN,
+    ECOTAXA_TABLE,
+    ECOTAXA_TRUSTED_STATUSES,
     FEATURE_FILE,
     FLOWCAM_LAYOUT,
     FOLDER_LABEL_COLUMN,
@@ -66,8 +75,12 @@ from plankton_store.io._read import read_export, read_source
 __all__ = [
     "COMPUTED_COLUMNS",
     "DESCRIPTOR_COLUMNS",
+    "ECOTAXA_LABEL_COLUMN",
     "ECOTAXA_LAYOUT",
     "ECOTAXA_PREDICTIONS_FILE",
+    "ECOTAXA_STATUS_COLUMN",
+    "ECOTAXA_TABLE",
+    "ECOTAXA_TRUSTED_STATUSES",
     "EXECUTOR_MIN_META_BYTES",
     "FEATURE_COLUMNS",
     "FEATURE_FILE",
@@ -100,6 +113,7 @@ __all__ = [
     "ecotaxa_tsv",
     "ecotaxa_types",
     "feature_file",
+    "find_ecotaxa_tables",
     "image_features",
     "image_member",
     "is_url",
@@ -107,6 +121,8 @@ __all__ = [
     "parse_size",
     "prepare_image",
     "prepare_images",
+    "read_ecotaxa_export",
+    "read_ecotaxa_table",
     "read_export",
     "read_flowcam_export",
     "read_image_folder",

@@ -31,6 +31,12 @@ FOLDER_LAYOUT = "image-folder"
 ECOTAXA_LAYOUT = "ecotaxa"
 #: The TSV member of the zip that ``predict --format ecotaxa`` writes.
 ECOTAXA_PREDICTIONS_FILE = "ecotaxa_predictions.tsv"
+#: An EcoTaxa export's tables: ``ecotaxa*.tsv`` or ``ecotaxa*.txt`` at any depth.
+ECOTAXA_TABLE = re.compile(r"^ecotaxa[^/]*\.(?:tsv|txt)$")
+#: The label column of an EcoTaxa export, and the statuses that make a label ground truth.
+ECOTAXA_LABEL_COLUMN = "object_annotation_category"
+ECOTAXA_STATUS_COLUMN = "object_annotation_status"
+ECOTAXA_TRUSTED_STATUSES = ("validated",)
 
 META_FILE = "meta.csv"
 ZIP_NAME = "imgs.zip"
