@@ -270,3 +270,61 @@ def test_an_ecotaxa_table_without_object_id_is_rejected_and_no_table_stops(
     (root / "ecotaxa_x.tsv").unlink()
     with pytest.raises(ExportError, match=r"ecotaxa\*\.tsv"):
         read_ecotaxa_export(root)
+
+
+def write_bigger_ecotaxa_export(root: Path) -> tuple[Path, list[str]]:
+    """Two sample tables of validated copepods and diatoms plus a few ``predicted`` rows."""
+    rng = np.random.default_rng(11)
+    ids = []
+    for sample, n in [("s1", 30), ("s2", 30)]:
+        folder = root / sample
+        (folder / "img").mkdir(parents=True)
+        lines = ["object_id\timg_file_name\tobject_annotation_status\tobject_annotation_category"]
+        lines.append("[t]\t[t]\t[t]\t[t]")
+        for i in range(n):
+            label = ["copepod", "diatom"][i % 2]
+            status = "predicted" if i % 10 == 9 else "validated"
+            object_id = f"{sample}_obj-{i:03d}"
+            size = (int(rng.integers(20, 70)), int(rng.integers(15, 60)))
+            (folder / "img" / f"{i}.jpg").write_bytes(jpeg(shape_image(i % 2, *size, rng)))
+            lines.append(f"{object_id}\timg/{i}.jpg\t{status}\t{label}")
+            ids.append(object_id)
+        (folder / f"ecotaxa_{sample}.tsv").write_text("\n".join(lines) + "\n", "latin-1")
+    return root, ids
+
+
+def test_ecotaxa_round_trip_build_store_to_predict_format_ecotaxa(
+    dask_client, tmp_path: Path
+) -> None:
+    from plankton_store.store import BuildOptions, build_store, open_store
+    from plankton_store.store import format as fmt
+    from tests.conftest import SMALL_STORE_OPTIONS, fit_small_model
+
+    root, ids = write_bigger_ecotaxa_export(tmp_path / "eco")
+    store_path = str(tmp_path / "store.zarr")
+    build_store(
+        str(root),
+        store_path,
+        BuildOptions(**SMALL_STORE_OPTIONS),
+        dask_client,
+        progress=False,
+        echo=lambda _: None,
+    )
+    store = open_store(store_path)
+    assert sorted(store.class_names) == ["copepod", "diatom"]
+    assert store.label_column == "object_annotation_category"
+    # The 6 predicted rows (objids 10, 20, ...) are not ground truth; augmented copies are -1.
+    objids = store.array(fmt.OBJID)[:]
+    assert set(objids[objids > 0].tolist()) == set(range(1, 61)) - set(range(10, 61, 10))
+    model = fit_small_model(store_path, tmp_path / "model")
+
+    out = tmp_path / "pred.zip"
+    args = [str(root), "--model", str(model), "--out", str(out), "--format", "ecotaxa"]
+    result = CliRunner().invoke(
+        predict_command, args + ["--scheduler", dask_client.scheduler.address]
+    )
+    assert result.exit_code == 0, result.output
+    _, frame = read_ecotaxa_zip(out)
+    assert frame["object_id"].tolist() == ids  # every row, text ids unchanged
+    assert set(frame["object_annotation_category"]) <= {"copepod", "diatom"}
+    assert (frame["object_annotation_status"] == "predicted").all()

@@ -106,7 +106,8 @@ def read_ecotaxa_export(
     path
         The export folder.
     label_column
-        Column holding the labels (default ``object_annotation_category``).
+        Column holding the labels; ``object_annotation_category`` when the tables have no
+        such column.
     statuses
         Rows whose ``object_annotation_status`` is one of these keep their label; the
         others are still in the table (to classify) with no label.
@@ -138,6 +139,8 @@ def read_ecotaxa_export(
         parts.append(frame)
         reasons += why
     rows = pd.concat(parts, ignore_index=True).fillna("")
+    if label_column not in rows:
+        label_column = ECOTAXA_LABEL_COLUMN
     reason = pd.Series(reasons, dtype=str)
     if "object_id" in rows:
         repeated = rows.duplicated(["object_id", "image"]) & (reason == "")

@@ -9,6 +9,12 @@ FlowCam / EcoTaxa layout::
         features_skimage.csv.gz   optional
         taxo.csv                  optional, not read: the taxonomy of the labels
 
+EcoTaxa TSV layout (read by :func:`plankton_store.io.read_ecotaxa_export`)::
+
+    export/<any>/ecotaxa*.tsv     object_id, img_file_name, object_annotation_status,
+                                  object_annotation_category, ... (or ecotaxa*.txt)
+    export/<any>/<img_file_name>  the images, relative to their table's folder
+
 EcoTaxa predictions (written by ``predict --format ecotaxa``)::
 
     predictions.zip

@@ -224,19 +224,21 @@ def write_predictions(
     class_names: list[str],
     out: str | Path,
     out_format: str = CSV_FORMAT,
+    object_ids: list[str] | None = None,
 ) -> Path:
     """Write the predictions ``frame`` to ``out`` as a CSV or an EcoTaxa update zip.
 
     ``ecotaxa``: a zip holding ``ecotaxa_predictions.tsv`` (see
     :func:`plankton_store.io.ecotaxa_predictions`): ``object_id`` is the source's objid,
     ``img_file_name`` its image, status ``predicted``, the best class and its score, and the
-    top-3 classes and scores as free columns.
+    top-3 classes and scores as free columns. ``object_ids`` (one per row of ``frame``)
+    replace the objids there: the text ``object_id`` of an EcoTaxa TSV export.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out_format == ECOTAXA_LAYOUT:
         table = ecotaxa_predictions(
-            frame["objid"].tolist(),
+            frame["objid"].tolist() if object_ids is None else object_ids,
             classified.proba,
             class_names,
             images=frame["image"].tolist(),
@@ -297,7 +299,10 @@ def predict_source(
     frame = predictions_frame(
         export.table, classified.ok, classified.proba, info.class_names, has_labels
     )
-    out = write_predictions(frame, classified, info.class_names, out, out_format)
+    ids = export.table.get("object_id")
+    if ids is not None:
+        ids = ids[classified.ok].astype(str).tolist()
+    out = write_predictions(frame, classified, info.class_names, out, out_format, ids)
     rejects = pd.concat([export.rejects, classified.failures], ignore_index=True)
     rej_path = None
     if len(rejects):
