@@ -11,7 +11,9 @@ import click
 from jobs._options import cluster_options, job_client, model_dir_option, tta_option
 from plankton_store.io import ExportError
 from plankton_store.ml import (
+    CSV_FORMAT,
     DEFAULT_BLOCK_SIZE,
+    PREDICTION_FORMATS,
     ModelMismatchError,
     predict_source,
     read_model_info,
@@ -22,7 +24,19 @@ from plankton_store.ml import (
 @click.argument("source", type=click.Path(exists=True, file_okay=False))
 @model_dir_option
 @click.option(
-    "--out", required=True, type=click.Path(dir_okay=False), help="Predictions CSV to write."
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Predictions CSV to write (a .zip with --format ecotaxa).",
+)
+@click.option(
+    "--format",
+    "out_format",
+    type=click.Choice(PREDICTION_FORMATS),
+    default=CSV_FORMAT,
+    show_default=True,
+    help="csv, or ecotaxa: a zip holding an EcoTaxa TSV (status predicted, top-3 scores) "
+    "to import into EcoTaxa as a classification update.",
 )
 @tta_option
 @click.option(
@@ -56,6 +70,7 @@ def predict_command(
     source: str,
     model_dir: str,
     out: str,
+    out_format: str,
     tta: bool,
     label_column: str | None,
     block_size: int,
@@ -69,7 +84,9 @@ def predict_command(
 
     Writes objid, image, predicted class, its probability and the top 3 classes
     ("a:0.71|b:0.20|c:0.05") per image, in input order, plus the label when SOURCE has
-    labels. Unreadable images are listed in OUT-stem.rejects.csv.
+    labels. With --format ecotaxa, OUT is a zip holding ecotaxa_predictions.tsv, ready to
+    import into EcoTaxa (docs/ecotaxa.md). Unreadable images are listed in
+    OUT-stem.rejects.csv.
     """
     try:
         read_model_info(model_dir)
@@ -87,6 +104,7 @@ def predict_command(
                 label_column=label_column,
                 use_thresholds=use_thresholds,
                 keep_columns=tuple(keep_columns),
+                out_format=out_format,
             )
         except (ExportError, ModelMismatchError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None

@@ -205,7 +205,8 @@ CONTRACTS = {
         {"plankton_store.ml._modeldir"},
     ),
     "export layout name": (
-        r"""["'](meta\.csv|imgs\.zip|imgs|taxo\.csv|flowcam|image-folder)["']""",
+        r"""["'](meta\.csv|imgs\.zip|imgs|taxo\.csv|flowcam|image-folder|ecotaxa|"""
+        r"""ecotaxa_predictions\.tsv)["']""",
         {"plankton_store.io._layout"},
     ),
 }

@@ -16,6 +16,19 @@ from plankton_store.io._computed import (
     object_mask,
     shape_descriptors,
 )
+from plankton_store.io._ecotaxa import (
+    find_ecotaxa_tables,
+    read_ecotaxa_export,
+    read_ecotaxa_table,
+)
+from plankton_store.io._ecotaxa_write import (
+    PREDICTED_STATUS,
+    check_ecotaxa_limits,
+    ecotaxa_predictions,
+    ecotaxa_tsv,
+    ecotaxa_types,
+    write_ecotaxa_zip,
+)
 from plankton_store.io._export import Export, ExportError
 from plankton_store.io._fetch import ImageFetcher
 from plankton_store.io._flowcam import EXECUTOR_MIN_META_BYTES, read_flowcam_export
@@ -39,6 +52,12 @@ from plankton_store.io._images import (
     resize,
 )
 from plankton_store.io._layout import (
+    ECOTAXA_LABEL_COLUMN,
+    ECOTAXA_LAYOUT,
+    ECOTAXA_PREDICTIONS_FILE,
+    ECOTAXA_STATUS_COLUMN,
+    ECOTAXA_TABLE,
+    ECOTAXA_TRUSTED_STATUSES,
     FEATURE_FILE,
     FLOWCAM_LAYOUT,
     FOLDER_LABEL_COLUMN,
@@ -56,6 +75,12 @@ from plankton_store.io._read import read_export, read_source
 __all__ = [
     "COMPUTED_COLUMNS",
     "DESCRIPTOR_COLUMNS",
+    "ECOTAXA_LABEL_COLUMN",
+    "ECOTAXA_LAYOUT",
+    "ECOTAXA_PREDICTIONS_FILE",
+    "ECOTAXA_STATUS_COLUMN",
+    "ECOTAXA_TABLE",
+    "ECOTAXA_TRUSTED_STATUSES",
     "EXECUTOR_MIN_META_BYTES",
     "FEATURE_COLUMNS",
     "FEATURE_FILE",
@@ -67,6 +92,7 @@ __all__ = [
     "IMAGES_DIR",
     "META_FILE",
     "OPERATIONS",
+    "PREDICTED_STATUS",
     "RESAMPLE",
     "RESIZE_MODES",
     "SIZE_COLUMNS",
@@ -79,10 +105,15 @@ __all__ = [
     "ResizeMode",
     "augment",
     "background_level",
+    "check_ecotaxa_limits",
     "compute_features",
     "decode_gray",
     "draft_target",
+    "ecotaxa_predictions",
+    "ecotaxa_tsv",
+    "ecotaxa_types",
     "feature_file",
+    "find_ecotaxa_tables",
     "image_features",
     "image_member",
     "is_url",
@@ -90,10 +121,13 @@ __all__ = [
     "parse_size",
     "prepare_image",
     "prepare_images",
+    "read_ecotaxa_export",
+    "read_ecotaxa_table",
     "read_export",
     "read_flowcam_export",
     "read_image_folder",
     "read_source",
     "resize",
     "shape_descriptors",
+    "write_ecotaxa_zip",
 ]

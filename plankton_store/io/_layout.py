@@ -9,6 +9,17 @@ FlowCam / EcoTaxa layout::
         features_skimage.csv.gz   optional
         taxo.csv                  optional, not read: the taxonomy of the labels
 
+EcoTaxa TSV layout (read by :func:`plankton_store.io.read_ecotaxa_export`)::
+
+    export/<any>/ecotaxa*.tsv     object_id, img_file_name, object_annotation_status,
+                                  object_annotation_category, ... (or ecotaxa*.txt)
+    export/<any>/<img_file_name>  the images, relative to their table's folder
+
+EcoTaxa predictions (written by ``predict --format ecotaxa``)::
+
+    predictions.zip
+        ecotaxa_predictions.tsv   UTF-8 with BOM, tab-separated, column names then a type row
+
 Image-folder layout::
 
     root/<class>/<file>.jpg       label = <class>; files directly in root are unlabelled
@@ -22,6 +33,16 @@ import re
 FLOWCAM_LAYOUT = "flowcam"
 #: Layout name of a folder of class folders of images.
 FOLDER_LAYOUT = "image-folder"
+#: Name of the EcoTaxa TSV layout, also the ``predict --format`` that writes it.
+ECOTAXA_LAYOUT = "ecotaxa"
+#: The TSV member of the zip that ``predict --format ecotaxa`` writes.
+ECOTAXA_PREDICTIONS_FILE = "ecotaxa_predictions.tsv"
+#: An EcoTaxa export's tables: ``ecotaxa*.tsv`` or ``ecotaxa*.txt`` at any depth.
+ECOTAXA_TABLE = re.compile(r"^ecotaxa[^/]*\.(?:tsv|txt)$")
+#: The label column of an EcoTaxa export, and the statuses that make a label ground truth.
+ECOTAXA_LABEL_COLUMN = "object_annotation_category"
+ECOTAXA_STATUS_COLUMN = "object_annotation_status"
+ECOTAXA_TRUSTED_STATUSES = ("validated",)
 
 META_FILE = "meta.csv"
 ZIP_NAME = "imgs.zip"

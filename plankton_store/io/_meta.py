@@ -40,9 +40,7 @@ def _parse_meta(
         raise ExportError(
             f"{meta_path}: not UTF-8 text (bad byte at offset {e.start}); re-save it as UTF-8"
         ) from None
-    first = text.split("\n", 1)[0]
-    # EcoTaxa also writes tab-separated tables; accept them under the same name.
-    delimiter = "\t" if "\t" in first and "," not in first else ","
+    delimiter = _delimiter(text.split("\n", 1)[0])
     try:
         header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), None)
     except csv.Error as e:
@@ -178,3 +176,11 @@ def _to_int64(s: pd.Series) -> pd.Series:
         if _INT64_MIN <= v <= _INT64_MAX:
             values[i], missing[i] = v, False
     return pd.Series(pd.arrays.IntegerArray(values, missing), index=s.index)
+
+
+def _delimiter(first_line: str) -> str:
+    """The field separator of a meta table from its first line.
+
+    EcoTaxa also writes tab-separated tables; they are accepted under the same name.
+    """
+    return "\t" if "\t" in first_line and "," not in first_line else ","

@@ -16,11 +16,13 @@ from typing import Any
 
 import pandas as pd
 
+from plankton_store.io._ecotaxa import find_ecotaxa_tables, read_ecotaxa_export
 from plankton_store.io._export import Export, ExportError
 from plankton_store.io._flowcam import read_flowcam_export
 from plankton_store.io._folder import read_image_folder
 from plankton_store.io._fs import _Folder, _join
 from plankton_store.io._layout import FEATURE_FILE, IMAGES_DIR, META_FILE, ZIP_NAME
+from plankton_store.io._meta import _delimiter
 
 __all__ = ["read_export", "read_source"]
 
@@ -33,8 +35,11 @@ def read_export(
 ) -> Export:
     """Read an export, detecting its layout.
 
-    A folder with ``meta.csv`` is a FlowCam / EcoTaxa export; any other folder is read as
-    an image folder (class sub-folders of images, or images directly in it).
+    A folder with ``meta.csv`` is a FlowCam / EcoTaxa export; a local folder holding
+    ``ecotaxa*.tsv|txt`` tables is an EcoTaxa TSV export (:func:`read_ecotaxa_export`,
+    labels from ``label_column`` if the tables have it, else
+    ``object_annotation_category``, validated rows only); any other folder is read as an
+    image folder (class sub-folders of images, or images directly in it).
 
     Parameters
     ----------
@@ -67,6 +72,8 @@ def read_export(
         )
     if folder.is_file(META_FILE):
         return read_flowcam_export(path, label_column, storage_options, executor)
+    if folder.fs is None and find_ecotaxa_tables(path):
+        return read_ecotaxa_export(path, label_column)
     # imgs.zip, feature tables or a lone imgs/ folder say "FlowCam export", whose
     # meta.csv is missing; reading it as an image folder would silently invent labels.
     children = folder.children()
@@ -92,8 +99,9 @@ def read_source(source: str | os.PathLike[str], label_column: str) -> tuple[Expo
     """
     meta = Path(source) / META_FILE
     if meta.is_file():
-        with open(meta, newline="", encoding="utf-8", errors="replace") as f:
-            header = next(csv.reader(f), [])
+        with open(meta, newline="", encoding="utf-8-sig", errors="replace") as f:
+            first = f.readline()
+        header = next(csv.reader([first], delimiter=_delimiter(first)), [])
         if label_column not in [h.strip() for h in header]:
             # The reader insists on a label column; read the objid as a stand-in and drop it.
             export = read_export(source, label_column="objid")

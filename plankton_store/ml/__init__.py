@@ -67,8 +67,10 @@ from plankton_store.ml._options import MODEL_DEFAULTS, TrainOptions
 from plankton_store.ml._pinned import VersionScope, version_scope
 from plankton_store.ml._pool import EnsembleResult, ensemble
 from plankton_store.ml._predict import (
+    CSV_FORMAT,
     DEFAULT_BLOCK_SIZE,
     PREDICTION_COLUMNS,
+    PREDICTION_FORMATS,
     Classified,
     PredictResult,
     aligned_export_features,
@@ -76,6 +78,7 @@ from plankton_store.ml._predict import (
     predict_source,
     predictions_frame,
     rejects_path_for,
+    write_predictions,
 )
 from plankton_store.ml._similar import SIMILAR_CSV, SIMILAR_PNG, Neighbours, similar
 from plankton_store.ml._thresholds import (
@@ -128,6 +131,7 @@ __all__ = [
     "save_thresholds",
     "BALANCE_POLICIES",
     "BATCH",
+    "CSV_FORMAT",
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_MEMORY_LIMIT",
     "DIHEDRAL",
@@ -146,6 +150,7 @@ __all__ = [
     "MODEL_JSON",
     "MODEL_KINDS",
     "PREDICTION_COLUMNS",
+    "PREDICTION_FORMATS",
     "SKOPS_FILE",
     "SKOPS_TRUSTED",
     "SPLITS",
@@ -217,4 +222,5 @@ __all__ = [
     "tta_views",
     "turn_images",
     "val_metrics",
+    "write_predictions",
 ]

@@ -18,7 +18,14 @@ import numpy as np
 import pandas as pd
 
 from plankton_store.cluster import run_blocks
-from plankton_store.io import Export, feature_file, read_source
+from plankton_store.io import (
+    ECOTAXA_LAYOUT,
+    Export,
+    ecotaxa_predictions,
+    feature_file,
+    read_source,
+    write_ecotaxa_zip,
+)
 from plankton_store.ml._inference import ExportBlock, ExportBlockResult, predict_export_block
 from plankton_store.ml._modeldir import (
     ModelInfo,
@@ -33,6 +40,9 @@ from plankton_store.store import format as fmt
 #: Images per Dask task.
 DEFAULT_BLOCK_SIZE = 2048
 PREDICTION_COLUMNS = ("objid", "image", "label", "predicted", "probability", "top3")
+#: ``predict --format``: this project's CSV (the default), or an EcoTaxa update zip.
+CSV_FORMAT = "csv"
+PREDICTION_FORMATS = (CSV_FORMAT, ECOTAXA_LAYOUT)
 
 
 @dataclass
@@ -209,6 +219,36 @@ def rejects_path_for(out: str | Path) -> Path:
     return out.with_name(out.stem + ".rejects.csv")
 
 
+def write_predictions(
+    frame: pd.DataFrame,
+    classified: Classified,
+    class_names: list[str],
+    out: str | Path,
+    out_format: str = CSV_FORMAT,
+    object_ids: list[str] | None = None,
+) -> Path:
+    """Write the predictions ``frame`` to ``out`` as a CSV or an EcoTaxa update zip.
+
+    ``ecotaxa``: a zip holding ``ecotaxa_predictions.tsv`` (see
+    :func:`plankton_store.io.ecotaxa_predictions`): ``object_id`` is the source's objid,
+    ``img_file_name`` its image, status ``predicted``, the best class and its score, and the
+    top-3 classes and scores as free columns. ``object_ids`` (one per row of ``frame``)
+    replace the objids there: the text ``object_id`` of an EcoTaxa TSV export.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out_format == ECOTAXA_LAYOUT:
+        table = ecotaxa_predictions(
+            frame["objid"].tolist() if object_ids is None else object_ids,
+            classified.proba,
+            class_names,
+            images=frame["image"].tolist(),
+        )
+        return write_ecotaxa_zip(table, out)
+    frame.to_csv(out, index=False)
+    return out
+
+
 def predict_source(
     source: str | Path,
     model_dir: str | Path,
@@ -221,8 +261,9 @@ def predict_source(
     echo: Callable[[str], None] = print,
     use_thresholds: bool = True,
     keep_columns: tuple[str, ...] = (),
+    out_format: str = CSV_FORMAT,
 ) -> PredictResult:
-    """Classify every image of an export or image folder and write ``out`` (CSV).
+    """Classify every image of an export or image folder and write ``out``.
 
     Rows are in the source's input order. Images that cannot be read or decoded, and the
     reader's own rejects, go to ``<out stem>.rejects.csv`` with their reason.
@@ -234,7 +275,7 @@ def predict_source(
     model_dir
         The ``--out`` folder of ``plankton-jobs train``.
     out
-        CSV to write.
+        CSV to write, or with ``out_format="ecotaxa"`` the zip (see :func:`write_predictions`).
     client
         A ``distributed.Client``.
     tta
@@ -246,7 +287,11 @@ def predict_source(
         threshold becomes ``unclassified``, its best guess kept in ``best_guess``.
     keep_columns
         Source metadata columns (e.g. ``sample_id``) copied into the predictions.
+    out_format
+        One of :data:`PREDICTION_FORMATS`.
     """
+    if out_format not in PREDICTION_FORMATS:
+        raise ValueError(f"unknown format {out_format!r}: one of {PREDICTION_FORMATS}")
     started = time.perf_counter()
     info = read_model_info(model_dir)
     export, has_labels = read_source(source, label_column or info.label_column)
@@ -265,9 +310,10 @@ def predict_source(
     thresholds = load_thresholds(model_dir, info.class_names) if use_thresholds else None
     frame = mark_unclassified(frame, classified.proba, thresholds)
     frame = keep_source_columns(frame, export.table[classified.ok], keep_columns)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False)
+    ids = export.table.get("object_id")
+    if ids is not None:
+        ids = ids[classified.ok].astype(str).tolist()
+    out = write_predictions(frame, classified, info.class_names, out, out_format, ids)
     rejects = pd.concat([export.rejects, classified.failures], ignore_index=True)
     rej_path = None
     if len(rejects):

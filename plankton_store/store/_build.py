@@ -23,6 +23,7 @@ from plankton_store import __version__
 from plankton_store.cluster import run_blocks, run_id
 from plankton_store.io import (
     COMPUTED_COLUMNS,
+    ECOTAXA_LAYOUT,
     Export,
     ExportError,
     ImageFetcher,
@@ -283,7 +284,10 @@ def _create(
     )
     attrs = fmt.root_attrs(
         class_names=plan.class_names,
-        label_column=options.label_column,
+        # An EcoTaxa export falls back to object_annotation_category: record what was read.
+        label_column=export.label_column
+        if export.layout == ECOTAXA_LAYOUT
+        else options.label_column,
         image_size=options.size,
         resize_mode=options.resize_mode,
         block_size=options.block_size,
