@@ -20,6 +20,7 @@ from plankton_store.report._compare import (
 from plankton_store.report._evaluation import (
     METRICS,
     REPORT_FILES,
+    REPORT_HTML,
     REPORT_MD,
     Evaluation,
     metrics_line,
@@ -52,6 +53,7 @@ from plankton_store.report._metrics import (
     top_k_accuracy,
     top_k_indices,
 )
+from plankton_store.report._thumbs import MOSAIC_LIMIT, THUMBS_DIR, store_images
 
 _PLOTS = (
     "class_counts_png",
@@ -69,11 +71,14 @@ __all__ = [
     "EXPLORE_FILES",
     "INTERVAL_COLUMN",
     "METRICS",
+    "MOSAIC_LIMIT",
     "NO_LABEL",
     "PAIRED_COLUMN",
     "PER_CLASS_COLUMNS",
     "REPORT_FILES",
+    "REPORT_HTML",
     "REPORT_MD",
+    "THUMBS_DIR",
     "Evaluation",
     "Exploration",
     "bootstrap_intervals",
@@ -93,6 +98,7 @@ __all__ = [
     "per_class_table",
     "read_report",
     "report_markdown",
+    "store_images",
     "summary_metrics",
     "top_k_accuracy",
     "top_k_indices",
