@@ -37,6 +37,12 @@ from plankton_store.ml import (
     show_default=True,
     help="Images per Dask task.",
 )
+@click.option(
+    "--gallery/--no-gallery",
+    default=True,
+    show_default=True,
+    help="Also write gallery.html beside OUT: a mosaic of images per predicted class.",
+)
 @cluster_options
 def predict_command(
     source: str,
@@ -45,6 +51,7 @@ def predict_command(
     tta: bool,
     label_column: str | None,
     block_size: int,
+    gallery: bool,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -62,7 +69,14 @@ def predict_command(
     with job_client(workers, scheduler, cluster_config) as client:
         try:
             result = predict_source(
-                source, model_dir, out, client, tta, block_size, label_column=label_column
+                source,
+                model_dir,
+                out,
+                client,
+                tta,
+                block_size,
+                label_column=label_column,
+                gallery=gallery,
             )
         except (ExportError, ModelMismatchError) as exc:
             raise click.ClickException(str(exc)) from None
@@ -74,6 +88,8 @@ def predict_command(
             else ""
         )
     )
+    if result.gallery:
+        click.echo(f"Gallery: {result.gallery}")
     if len(result.predictions):
         counts = result.predictions["predicted"].value_counts()
         click.echo("Predicted classes:\n" + counts.to_string())

@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from plankton_store.report import MOSAIC_LIMIT, REPORT_HTML, THUMBS_DIR, write_report
+from plankton_store.report import (
+    GALLERY_HTML,
+    GALLERY_THUMBS_DIR,
+    MOSAIC_LIMIT,
+    REPORT_HTML,
+    THUMBS_DIR,
+    write_report,
+)
 
 pytest.importorskip("plankton_store.ml._models")
-from plankton_store.ml import evaluate
+from plankton_store.ml import evaluate, predict_source
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--disable-gpu", "--no-sandbox", "--disable-dev-shm-usage"]
@@ -66,22 +73,27 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, report):
-    out, _ = report
+def open_page(browser, path: Path):
     page = browser.new_page()
     problems: list[str] = []
     page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
     page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
     page.on("requestfailed", lambda r: problems.append(f"requestfailed: {r.url}"))
-    page.goto((out / REPORT_HTML).as_uri(), wait_until="load")
+    page.goto(path.as_uri(), wait_until="load")
+    return page, problems
+
+
+@pytest.fixture
+def page(browser, report):
+    out, _ = report
+    page, problems = open_page(browser, out / REPORT_HTML)
     yield page, problems
     page.close()
 
 
-def test_page_loads_cleanly_and_every_image_decodes(page):
-    page, problems = page
-    widths = page.evaluate(
+def natural_widths(page) -> list[int]:
+    """naturalWidth of every img once all are loaded eagerly and decoded."""
+    return page.evaluate(
         """async () => {
         const imgs = Array.from(document.images);
         for (const img of imgs) { img.loading = 'eager'; }
@@ -89,6 +101,11 @@ def test_page_loads_cleanly_and_every_image_decodes(page):
         return imgs.map((img) => img.naturalWidth);
     }"""
     )
+
+
+def test_page_loads_cleanly_and_every_image_decodes(page):
+    page, problems = page
+    widths = natural_widths(page)
     assert widths and all(w > 0 for w in widths), widths
     assert page.locator(".missing").count() == 0
     assert problems == []
@@ -141,4 +158,47 @@ def test_a_deleted_thumbnail_shows_as_missing(browser, report, tmp_path):
     )
     page.wait_for_selector(".missing")
     assert f"missing: {THUMBS_DIR}/{first.name}" in page.inner_text("body")
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def gallery(small_export, small_model, dask_client, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gallery") / "predictions.csv"
+    result = predict_source(small_export, small_model, out, dask_client, progress=False, echo=quiet)
+    return out.parent, result
+
+
+def test_gallery_has_a_bounded_mosaic_per_predicted_class(gallery):
+    folder, result = gallery
+    assert result.gallery == folder / GALLERY_HTML
+    page = result.gallery.read_text()
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)
+    predicted = result.predictions["predicted"]
+    for name in set(predicted):
+        assert f"{name} ({int((predicted == name).sum())})</h2>" in page
+    mosaics = re.findall(r'<div class="mosaic"[^>]*>(.*?)</div>\n', page)
+    assert len(mosaics) == 2 * predicted.nunique()
+    assert all(m.count("<figure>") <= MOSAIC_LIMIT for m in mosaics)
+    low = [float(c.rsplit(" ", 1)[1]) for c in re.findall(r"<figcaption>([^<]+)<", mosaics[0])]
+    assert low == sorted(low), "lowest scores first"
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sources and all(s.startswith(f"{GALLERY_THUMBS_DIR}/") for s in sources)
+
+
+def test_no_gallery_writes_none(small_export, small_model, dask_client, tmp_path):
+    out = tmp_path / "predictions.csv"
+    result = predict_source(
+        small_export, small_model, out, dask_client, progress=False, echo=quiet, gallery=False
+    )
+    assert result.gallery is None and not (tmp_path / GALLERY_HTML).exists()
+    assert not (tmp_path / GALLERY_THUMBS_DIR).exists()
+
+
+def test_gallery_loads_cleanly_in_the_browser(browser, gallery):
+    folder, _ = gallery
+    page, problems = open_page(browser, folder / GALLERY_HTML)
+    widths = natural_widths(page)
+    assert widths and all(w > 0 for w in widths), widths
+    assert page.locator(".missing").count() == 0
+    assert problems == []
     page.close()

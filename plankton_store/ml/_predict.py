@@ -26,7 +26,7 @@ from plankton_store.ml._modeldir import (
     read_model_info,
     tta_mismatch_note,
 )
-from plankton_store.report import format_top_k
+from plankton_store.report import GALLERY_HTML, file_images, format_top_k, gallery_html
 from plankton_store.store import format as fmt
 
 #: Images per Dask task.
@@ -176,6 +176,7 @@ class PredictResult:
     n_rejected: int
     seconds: float
     predictions: pd.DataFrame
+    gallery: Path | None = None
 
 
 def predictions_frame(
@@ -218,6 +219,7 @@ def predict_source(
     label_column: str | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    gallery: bool = True,
 ) -> PredictResult:
     """Classify every image of an export or image folder and write ``out`` (CSV).
 
@@ -238,6 +240,10 @@ def predict_source(
         Average over the 8 flips / 90° rotations (:mod:`plankton_store.ml._tta`).
     label_column
         meta.csv label column (default: the model's).
+    gallery
+        Also write ``gallery.html`` beside ``out``: a mosaic per predicted class, with
+        thumbnails of the original images in ``gallery-thumbs/``
+        (:func:`plankton_store.report.gallery_html`).
     """
     started = time.perf_counter()
     info = read_model_info(model_dir)
@@ -262,6 +268,12 @@ def predict_source(
     if len(rejects):
         rej_path = rejects_path_for(out)
         rejects[["objid", "image", "reason"]].to_csv(rej_path, index=False)
+    page = None
+    if gallery and len(frame):
+        page = out.parent / GALLERY_HTML
+        read = file_images(export.fetcher.fetch, frame["image"].tolist())
+        title = f"Predictions of {info.name} on {source}"
+        page.write_text(gallery_html(title, frame, out.parent, read), encoding="utf-8")
     return PredictResult(
-        out, rej_path, len(frame), len(rejects), time.perf_counter() - started, frame
+        out, rej_path, len(frame), len(rejects), time.perf_counter() - started, frame, page
     )

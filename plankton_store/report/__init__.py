@@ -39,6 +39,7 @@ from plankton_store.report._explore import (
     header_sizes,
     write_exploration,
 )
+from plankton_store.report._html import GALLERY_HTML, gallery_html
 from plankton_store.report._metrics import (
     BOOTSTRAP_RESAMPLES,
     PER_CLASS_COLUMNS,
@@ -53,7 +54,13 @@ from plankton_store.report._metrics import (
     top_k_accuracy,
     top_k_indices,
 )
-from plankton_store.report._thumbs import MOSAIC_LIMIT, THUMBS_DIR, store_images
+from plankton_store.report._thumbs import (
+    GALLERY_THUMBS_DIR,
+    MOSAIC_LIMIT,
+    THUMBS_DIR,
+    file_images,
+    store_images,
+)
 
 _PLOTS = (
     "class_counts_png",
@@ -69,6 +76,8 @@ __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "COMPARISON_FILES",
     "EXPLORE_FILES",
+    "GALLERY_HTML",
+    "GALLERY_THUMBS_DIR",
     "INTERVAL_COLUMN",
     "METRICS",
     "MOSAIC_LIMIT",
@@ -87,6 +96,8 @@ __all__ = [
     "explore",
     "explore_export",
     "explore_store",
+    "file_images",
+    "gallery_html",
     "exploration_markdown",
     "format_top_k",
     "header_sizes",

@@ -3,7 +3,8 @@
 The page holds the summary with its intervals, a sortable per-class table, the row-normalised
 confusion matrix as a heat map (a click on a cell shows the images of that true/predicted
 pair) and, per true class, mosaics of its misclassified images and of its correct images with
-the lowest and the highest confidence. Each mosaic shows at most
+the lowest and the highest confidence. :func:`gallery_html` is ``predict``'s page: per
+predicted class, the lowest- and highest-scored images. Each mosaic shows at most
 :data:`~plankton_store.report._thumbs.MOSAIC_LIMIT` images.
 """
 
@@ -17,7 +18,17 @@ from string import Template
 import numpy as np
 import pandas as pd
 
-from plankton_store.report._thumbs import MOSAIC_LIMIT, THUMBS_DIR, ImageReader, pick, write_thumbs
+from plankton_store.report._thumbs import (
+    GALLERY_THUMBS_DIR,
+    MOSAIC_LIMIT,
+    THUMBS_DIR,
+    ImageReader,
+    pick,
+    write_thumbs,
+)
+
+#: The gallery page ``predict`` writes beside its CSV.
+GALLERY_HTML = "gallery.html"
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
@@ -165,9 +176,9 @@ def _choose(y_true: np.ndarray, y_pred: np.ndarray, top: np.ndarray, n_classes: 
     return {"mosaics": mosaics, "pairs": pairs}
 
 
-def _figure(row: int, caption: str, has_thumb: bool) -> str:
+def _figure(row: int, caption: str, has_thumb: bool, folder: str = THUMBS_DIR) -> str:
     image = (
-        f'<img src="{THUMBS_DIR}/{row}.png" loading="lazy" alt="{_esc(caption)}">'
+        f'<img src="{folder}/{row}.png" loading="lazy" alt="{_esc(caption)}">'
         if has_thumb
         else '<div class="missing">no image</div>'
     )
@@ -260,4 +271,90 @@ def evaluation_html(
         ' (an export, or a store that was moved): thumbnails show as "no image".',
         mosaics="\n".join(mosaics),
         data=json.dumps(data).replace("</", "<\\/"),
+    )
+
+
+_GALLERY = Template("""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<link rel="icon" href="data:,">
+<title>$title</title><style>$css</style></head>
+<body>
+<h1>$title</h1>
+<p class="note">$n images in $k predicted classes. Per predicted class, at most $limit images
+with the lowest score (where intruders show) and $limit with the highest; each captioned with
+its predicted class and score, and its label where the source has labels.</p>
+<ul>$index</ul>
+$mosaics
+<script>$js</script>
+</body></html>
+""")
+
+_GALLERY_JS = r"""
+document.addEventListener('error',function(e){const t=e.target;
+  if(t.tagName==='IMG'){const m=document.createElement('div');m.className='missing';
+    m.textContent='missing: '+t.getAttribute('src');t.replaceWith(m);}},true);
+"""
+
+
+def gallery_html(title: str, predictions: pd.DataFrame, out_dir: Path, read: ImageReader) -> str:
+    """The gallery page of ``predict``; writes its thumbnails into ``out_dir/gallery-thumbs``.
+
+    Parameters
+    ----------
+    title
+        Heading (plain text).
+    predictions
+        ``predict``'s rows: ``predicted``, ``probability`` and, when labelled, ``label``.
+    out_dir
+        Folder of the page.
+    read
+        Original images of rows (positions in ``predictions``).
+
+    Returns
+    -------
+    str
+        The page.
+    """
+    score = predictions["probability"].to_numpy(dtype=float)
+    predicted = predictions["predicted"].astype(str).to_numpy()
+    labels = predictions["label"].astype(str).to_numpy() if "label" in predictions else None
+    classes = sorted(set(predicted))
+    chosen = {}
+    for name in classes:
+        rows = np.flatnonzero(predicted == name)
+        low = pick(rows, score, MOSAIC_LIMIT, highest=False)
+        high = pick(np.setdiff1d(rows, low), score, MOSAIC_LIMIT, highest=True)[::-1]
+        chosen[name] = {"lowest score": low, "highest score": high}
+    every = [r for groups in chosen.values() for rows in groups.values() for r in rows]
+    have = write_thumbs(np.asarray(every, dtype=np.int64), read, out_dir, GALLERY_THUMBS_DIR)
+
+    def caption(r: int) -> str:
+        label = f"{labels[r]} → " if labels is not None else ""
+        return f"{label}{predicted[r]} {score[r]:.2f}"
+
+    mosaics = []
+    for c, (name, groups) in enumerate(chosen.items()):
+        n = int((predicted == name).sum())
+        mosaics.append(f'<h2 id="class-{c}">{_esc(name)} ({n})</h2>')
+        for what, rows in groups.items():
+            figures = "".join(
+                _figure(int(r), caption(r), int(r) in have, GALLERY_THUMBS_DIR) for r in rows
+            )
+            mosaics.append(
+                f"<h4>{_esc(what)} ({len(rows)})</h4>"
+                f'<div class="mosaic" data-class="{_esc(name)}">{figures}</div>'
+            )
+    index = "".join(
+        f'<li><a href="#class-{c}">{_esc(name)}</a> ({int((predicted == name).sum())})</li>'
+        for c, name in enumerate(classes)
+    )
+    return _GALLERY.substitute(
+        title=_esc(title),
+        css=_CSS,
+        js=_GALLERY_JS,
+        n=len(predictions),
+        k=len(classes),
+        limit=MOSAIC_LIMIT,
+        index=index,
+        mosaics="\n".join(mosaics),
     )
