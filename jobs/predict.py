@@ -65,6 +65,12 @@ from plankton_store.ml import (
     multiple=True,
     help="Source metadata column (e.g. sample_id) to copy into OUT; repeatable.",
 )
+@click.option(
+    "--gallery/--no-gallery",
+    default=True,
+    show_default=True,
+    help="Also write gallery.html beside OUT: a mosaic of images per predicted class.",
+)
 @cluster_options
 def predict_command(
     source: str,
@@ -76,6 +82,7 @@ def predict_command(
     block_size: int,
     use_thresholds: bool,
     keep_columns: tuple[str, ...],
+    gallery: bool,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -105,6 +112,7 @@ def predict_command(
                 use_thresholds=use_thresholds,
                 keep_columns=tuple(keep_columns),
                 out_format=out_format,
+                gallery=gallery,
             )
         except (ExportError, ModelMismatchError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
@@ -116,6 +124,8 @@ def predict_command(
             else ""
         )
     )
+    if result.gallery:
+        click.echo(f"Gallery: {result.gallery}")
     if len(result.predictions):
         counts = result.predictions["predicted"].value_counts()
         click.echo("Predicted classes:\n" + counts.to_string())

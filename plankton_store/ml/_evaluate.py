@@ -39,6 +39,7 @@ from plankton_store.report import (
     Evaluation,
     bootstrap_intervals,
     per_class_table,
+    store_images,
     summary_metrics,
     write_report,
 )
@@ -205,6 +206,8 @@ def evaluate(
         )
     )
     evaluation = Evaluation(y_true, y_pred, proba, info.class_names, table, summary, ids, notes)
+    if is_store(source):  # thumbnails of the HTML report come from the stored images
+        evaluation.images = store_images(open_store(str(source)), ids["sample"].to_numpy())
     write_report(evaluation, out_dir)
     for note in notes:
         echo(f"Note: {note}")

@@ -34,7 +34,7 @@ from plankton_store.ml._modeldir import (
     tta_mismatch_note,
 )
 from plankton_store.ml._thresholds import keep_source_columns, load_thresholds, mark_unclassified
-from plankton_store.report import format_top_k
+from plankton_store.report import GALLERY_HTML, file_images, format_top_k, gallery_html
 from plankton_store.store import format as fmt
 
 #: Images per Dask task.
@@ -187,6 +187,7 @@ class PredictResult:
     n_rejected: int
     seconds: float
     predictions: pd.DataFrame
+    gallery: Path | None = None
 
 
 def predictions_frame(
@@ -262,6 +263,7 @@ def predict_source(
     use_thresholds: bool = True,
     keep_columns: tuple[str, ...] = (),
     out_format: str = CSV_FORMAT,
+    gallery: bool = True,
 ) -> PredictResult:
     """Classify every image of an export or image folder and write ``out``.
 
@@ -289,6 +291,10 @@ def predict_source(
         Source metadata columns (e.g. ``sample_id``) copied into the predictions.
     out_format
         One of :data:`PREDICTION_FORMATS`.
+    gallery
+        Also write ``gallery.html`` beside ``out``: a mosaic per predicted class, with
+        thumbnails of the original images in ``gallery-thumbs/``
+        (:func:`plankton_store.report.gallery_html`).
     """
     if out_format not in PREDICTION_FORMATS:
         raise ValueError(f"unknown format {out_format!r}: one of {PREDICTION_FORMATS}")
@@ -319,6 +325,12 @@ def predict_source(
     if len(rejects):
         rej_path = rejects_path_for(out)
         rejects[["objid", "image", "reason"]].to_csv(rej_path, index=False)
+    page = None
+    if gallery and len(frame):
+        page = out.parent / GALLERY_HTML
+        read = file_images(export.fetcher.fetch, frame["image"].tolist())
+        title = f"Predictions of {info.name} on {source}"
+        page.write_text(gallery_html(title, frame, out.parent, read), encoding="utf-8")
     return PredictResult(
-        out, rej_path, len(frame), len(rejects), time.perf_counter() - started, frame
+        out, rej_path, len(frame), len(rejects), time.perf_counter() - started, frame, page
     )

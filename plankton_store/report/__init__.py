@@ -30,6 +30,7 @@ from plankton_store.report._compare import (
 from plankton_store.report._evaluation import (
     METRICS,
     REPORT_FILES,
+    REPORT_HTML,
     REPORT_MD,
     Evaluation,
     metrics_line,
@@ -48,6 +49,7 @@ from plankton_store.report._explore import (
     header_sizes,
     write_exploration,
 )
+from plankton_store.report._html import GALLERY_HTML, gallery_html
 from plankton_store.report._metrics import (
     BOOTSTRAP_RESAMPLES,
     PER_CLASS_COLUMNS,
@@ -61,6 +63,13 @@ from plankton_store.report._metrics import (
     summary_metrics,
     top_k_accuracy,
     top_k_indices,
+)
+from plankton_store.report._thumbs import (
+    GALLERY_THUMBS_DIR,
+    MOSAIC_LIMIT,
+    THUMBS_DIR,
+    file_images,
+    store_images,
 )
 
 _PLOTS = (
@@ -85,13 +94,18 @@ __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "COMPARISON_FILES",
     "EXPLORE_FILES",
+    "GALLERY_HTML",
+    "GALLERY_THUMBS_DIR",
     "INTERVAL_COLUMN",
     "METRICS",
+    "MOSAIC_LIMIT",
     "NO_LABEL",
     "PAIRED_COLUMN",
     "PER_CLASS_COLUMNS",
     "REPORT_FILES",
+    "REPORT_HTML",
     "REPORT_MD",
+    "THUMBS_DIR",
     "Evaluation",
     "Exploration",
     "bootstrap_intervals",
@@ -100,6 +114,8 @@ __all__ = [
     "explore",
     "explore_export",
     "explore_store",
+    "file_images",
+    "gallery_html",
     "exploration_markdown",
     "format_top_k",
     "header_sizes",
@@ -111,6 +127,7 @@ __all__ = [
     "per_class_table",
     "read_report",
     "report_markdown",
+    "store_images",
     "summary_metrics",
     "top_k_accuracy",
     "top_k_indices",

@@ -2,7 +2,8 @@
 
 :func:`write_report` writes :data:`REPORT_FILES`: the per-class table, the summary with its
 bootstrap intervals, a Markdown report (classes worst first, the largest confusions), the
-confusion matrix and per-class F1 as PNG, and every scored row's prediction.
+confusion matrix and per-class F1 as PNG, every scored row's prediction, and ``report.html``
+(the same figures with the images behind them: see :mod:`plankton_store.report._html`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from plankton_store.report._html import evaluation_html
 from plankton_store.report._metrics import normalised_confusion
+from plankton_store.report._thumbs import ImageReader
 
 #: Files of a report folder.
 REPORT_FILES = (
@@ -25,12 +28,19 @@ REPORT_FILES = (
     "confusion.png",
     "per_class_f1.png",
     "predictions.csv",
+    "report.html",
 )
 #: Overall figures, in the order reports and comparisons show them.
 METRICS = ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy", "top3_accuracy")
-PER_CLASS_CSV, SUMMARY_JSON, REPORT_MD, CONFUSION_PNG, PER_CLASS_F1_PNG, PREDICTIONS_CSV = (
-    REPORT_FILES
-)
+(
+    PER_CLASS_CSV,
+    SUMMARY_JSON,
+    REPORT_MD,
+    CONFUSION_PNG,
+    PER_CLASS_F1_PNG,
+    PREDICTIONS_CSV,
+    REPORT_HTML,
+) = REPORT_FILES
 
 
 @dataclass
@@ -45,6 +55,8 @@ class Evaluation:
     summary: dict[str, Any]
     ids: pd.DataFrame  # objid (+ sample index or image) of each scored row
     notes: list[str] = field(default_factory=list)
+    #: Pixels of scored rows for the HTML report's thumbnails (None: not readable).
+    images: ImageReader | None = None
 
 
 def write_report(evaluation: Evaluation, out_dir: str | Path) -> Path:
@@ -75,7 +87,39 @@ def write_report(evaluation: Evaluation, out_dir: str | Path) -> Path:
     )
     predictions.to_csv(out / PREDICTIONS_CSV, index=False)
     (out / REPORT_MD).write_text(report_markdown(ev, counts))
+    (out / REPORT_HTML).write_text(report_html(ev, counts, rates, top, out), encoding="utf-8")
     return out
+
+
+def report_html(
+    ev: Evaluation, counts: np.ndarray, rates: np.ndarray, top: np.ndarray, out: Path
+) -> str:
+    """The HTML report of ``ev`` (writes its thumbnails into ``out/thumbs``)."""
+    s = ev.summary
+    data = s["data"]
+    where = f"split {data['split']} of store" if data["kind"] == "store" else "export"
+    return evaluation_html(
+        title=f"Evaluation of {s['model']['name']}{' with TTA' if s['tta'] else ''}",
+        facts=[
+            f"Model: {s['model']['dir']} (kind {s['model']['kind']}, "
+            f"fingerprint {s['model_fingerprint']})",
+            f"Data: {where} {data['source']} (fingerprint {data['fingerprint']}), "
+            f"{s['n_samples']} samples, {s['n_classes_present']} of {s['n_classes']} classes",
+            f"Created {s['created']} in {s['seconds']:.1f} s",
+        ],
+        summary_rows=[
+            (m.replace("_", " "), format_value(s[m]), interval_text(s, m)) for m in METRICS
+        ],
+        confidence=f"{(s.get('intervals') or {}).get('confidence', 0.95):.0%}",
+        notes=list(s["notes"]),
+        per_class=ev.per_class,
+        counts=counts,
+        rates=rates,
+        labels=(np.asarray(ev.y_true), np.asarray(ev.y_pred), top),
+        class_names=list(ev.class_names),
+        out_dir=out,
+        read=ev.images,
+    )
 
 
 def format_value(value: Any) -> str:

@@ -1,0 +1,204 @@
+"""The evaluation's report.html: offline, bounded, and working in a real headless Chromium."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from plankton_store.report import (
+    GALLERY_HTML,
+    GALLERY_THUMBS_DIR,
+    MOSAIC_LIMIT,
+    REPORT_HTML,
+    THUMBS_DIR,
+    write_report,
+)
+
+pytest.importorskip("plankton_store.ml._models")
+from plankton_store.ml import evaluate, predict_source
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--disable-gpu", "--no-sandbox", "--disable-dev-shm-usage"]
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def report(small_store, small_model, dask_client, tmp_path_factory):
+    out = tmp_path_factory.mktemp("html-report")
+    ev = evaluate(small_store, small_model, out, client=dask_client, progress=False, echo=quiet)
+    return out, ev
+
+
+def test_page_is_offline_and_its_thumbnails_exist(report):
+    out, ev = report
+    page = (out / REPORT_HTML).read_text()
+    assert not re.search(r"(src|href)=\"(https?:)?//", page), "nothing loads from the network"
+    assert '<link rel="stylesheet"' not in page and "<script src" not in page
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sources and all(s.startswith(f"{THUMBS_DIR}/") for s in sources)
+    assert all((out / s).is_file() for s in set(sources))
+    assert all('loading="lazy"' in tag for tag in re.findall(r"<img [^>]+>", page))
+    mosaics = re.findall(r'<div class="mosaic" data-class[^>]*>(.*?)</div>\n', page)
+    assert len(mosaics) == 3 * len(ev.class_names)
+    assert all(0 <= m.count("<figure>") <= MOSAIC_LIMIT for m in mosaics)
+    assert max(m.count("<figure>") for m in mosaics) > 0
+
+
+def test_unreadable_images_say_so_instead_of_broken_icons(report, tmp_path):
+    _, ev = report
+    out = write_report(dataclasses.replace(ev, images=None), tmp_path / "moved")
+    page = (out / REPORT_HTML).read_text()
+    assert "<img " not in page and "no image" in page and "not readable" in page
+    assert not (out / THUMBS_DIR).exists()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no {CHROMIUM}: run .ci/install-chromium (Debian's chromium package)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("no playwright: pip install '.[test]' (browser from .ci/install-chromium)")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_page(browser, path: Path):
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"requestfailed: {r.url}"))
+    page.goto(path.as_uri(), wait_until="load")
+    return page, problems
+
+
+@pytest.fixture
+def page(browser, report):
+    out, _ = report
+    page, problems = open_page(browser, out / REPORT_HTML)
+    yield page, problems
+    page.close()
+
+
+def natural_widths(page) -> list[int]:
+    """naturalWidth of every img once all are loaded eagerly and decoded."""
+    return page.evaluate(
+        """async () => {
+        const imgs = Array.from(document.images);
+        for (const img of imgs) { img.loading = 'eager'; }
+        await Promise.all(imgs.map((img) => img.decode().catch(() => null)));
+        return imgs.map((img) => img.naturalWidth);
+    }"""
+    )
+
+
+def test_page_loads_cleanly_and_every_image_decodes(page):
+    page, problems = page
+    widths = natural_widths(page)
+    assert widths and all(w > 0 for w in widths), widths
+    assert page.locator(".missing").count() == 0
+    assert problems == []
+
+
+def test_clicking_a_confusion_cell_shows_that_pairs_images(page, report):
+    page, problems = page
+    _, ev = report
+    wrong = [(int(t), int(p)) for t, p in zip(ev.y_true, ev.y_pred, strict=True) if t != p]
+    i, j = wrong[0] if wrong else (int(ev.y_true[0]), int(ev.y_pred[0]))
+    n = sum(1 for t, p in zip(ev.y_true, ev.y_pred, strict=True) if (t, p) == (i, j))
+    page.click(f'#confusion td[data-i="{i}"][data-j="{j}"]')
+    captions = page.locator("#pair-images figcaption").all_text_contents()
+    assert len(captions) == min(n, MOSAIC_LIMIT)
+    names = ev.class_names
+    assert all(c.startswith(f"{names[i]} → {names[j]} ") for c in captions), captions
+    assert f"true {names[i]}, predicted {names[j]}" in page.inner_text("#pair-title")
+    assert problems == []
+
+
+def test_clicking_a_header_sorts_the_table(page):
+    page, problems = page
+
+    def column(k: int) -> list[str]:
+        return page.locator(f"#per-class tbody tr td:nth-child({k})").all_text_contents()
+
+    page.click("#per-class th:nth-child(5)")  # F1, ascending
+    f1 = [float(v) for v in column(5) if v != "n/a"]
+    assert f1 == sorted(f1)
+    page.click("#per-class th:nth-child(5)")  # again: descending
+    f1 = [float(v) for v in column(5) if v != "n/a"]
+    assert f1 == sorted(f1, reverse=True) and len(set(f1)) > 1
+    page.click("#per-class th:nth-child(1)")  # class names
+    names = column(1)
+    assert names == sorted(names, key=str.lower) or names == sorted(names)
+    assert problems == []
+
+
+def test_a_deleted_thumbnail_shows_as_missing(browser, report, tmp_path):
+    out, _ = report
+    moved = tmp_path / "copy"
+    shutil.copytree(out, moved)
+    first = sorted((moved / THUMBS_DIR).iterdir())[0]
+    first.unlink()
+    page = browser.new_page()
+    page.goto((moved / REPORT_HTML).as_uri(), wait_until="load")
+    page.evaluate(
+        """async () => { for (const img of Array.from(document.images)) img.loading = 'eager';
+        await new Promise((r) => setTimeout(r, 0)); }"""
+    )
+    page.wait_for_selector(".missing")
+    assert f"missing: {THUMBS_DIR}/{first.name}" in page.inner_text("body")
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def gallery(small_export, small_model, dask_client, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gallery") / "predictions.csv"
+    result = predict_source(small_export, small_model, out, dask_client, progress=False, echo=quiet)
+    return out.parent, result
+
+
+def test_gallery_has_a_bounded_mosaic_per_predicted_class(gallery):
+    folder, result = gallery
+    assert result.gallery == folder / GALLERY_HTML
+    page = result.gallery.read_text()
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)
+    predicted = result.predictions["predicted"]
+    for name in set(predicted):
+        assert f"{name} ({int((predicted == name).sum())})</h2>" in page
+    mosaics = re.findall(r'<div class="mosaic"[^>]*>(.*?)</div>\n', page)
+    assert len(mosaics) == 2 * predicted.nunique()
+    assert all(m.count("<figure>") <= MOSAIC_LIMIT for m in mosaics)
+    low = [float(c.rsplit(" ", 1)[1]) for c in re.findall(r"<figcaption>([^<]+)<", mosaics[0])]
+    assert low == sorted(low), "lowest scores first"
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sources and all(s.startswith(f"{GALLERY_THUMBS_DIR}/") for s in sources)
+
+
+def test_no_gallery_writes_none(small_export, small_model, dask_client, tmp_path):
+    out = tmp_path / "predictions.csv"
+    result = predict_source(
+        small_export, small_model, out, dask_client, progress=False, echo=quiet, gallery=False
+    )
+    assert result.gallery is None and not (tmp_path / GALLERY_HTML).exists()
+    assert not (tmp_path / GALLERY_THUMBS_DIR).exists()
+
+
+def test_gallery_loads_cleanly_in_the_browser(browser, gallery):
+    folder, _ = gallery
+    page, problems = open_page(browser, folder / GALLERY_HTML)
+    widths = natural_widths(page)
+    assert widths and all(w > 0 for w in widths), widths
+    assert page.locator(".missing").count() == 0
+    assert problems == []
+    page.close()
