@@ -342,6 +342,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.1, help="demo export scale (1x)")
     parser.add_argument("--repeat", type=int, default=10, help="the large export = 1x times this")
+    parser.add_argument(
+        "--base-repeat",
+        type=int,
+        default=1,
+        help="the 1x build is the demo export repeated this many times [default: 1]",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -373,11 +379,13 @@ def main() -> None:
         args.cache.mkdir(parents=True, exist_ok=True)
         base = demo_export(args.scale, args.seed, args.cache)
         large = repeated_export(base, args.repeat, args.cache)
+        if args.base_repeat > 1:
+            base = repeated_export(base, args.base_repeat, args.cache)
         small_build, large_build = (
             in_fresh_process("build", str(export), str(args.workers), args.worker_memory)
             for export in (base, large)
         )
-        report_builds(small_build, large_build, args.repeat)
+        report_builds(small_build, large_build, args.repeat // args.base_repeat)
         if args.breakdown:
             found = in_fresh_process("breakdown", str(large))
             print(f"job process structures, {found['rows']:,} rows, {found['samples']:,} samples:")
