@@ -53,10 +53,17 @@ def write_config(path: Path, **overrides: object) -> Path:
     return path
 
 
+def _default_sigint() -> None:
+    # A test run started in the background by a shell without job control inherits SIGINT
+    # ignored, and so would the job: give it the default, as a terminal's Ctrl-C finds it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(slurm: SlurmCluster, *args: str, **kwargs) -> subprocess.Popen:
     env = {**slurm.env, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "jobs.cli", *args],
+        preexec_fn=_default_sigint,
         env=env,
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
