@@ -21,11 +21,11 @@ computed features, ``--head logistic``), and ``evaluate`` scores the test split 
 checked against the targets. For comparison (unless ``--no-pool``), ``train --model
 features`` (gradient boosting on the computed features) and ``ensemble`` (the cnn pooled
 with it, weights fitted on val) are trained afterwards and scored on the same test images;
-the pool's training minutes, the cnn's plus its own, are printed beside it. Session 16 made
-the cnn alone the headline: its head already stacks the computed features, and pooled
+the pool's training minutes, the cnn's plus its own, are printed beside it. The cnn alone is
+the headline: its head already stacks the computed features, and pooled
 again with the features model the val-fitted weights moved to about 0.5 / 0.5 and lost on
-test (``benchmarks/real_recipe.md``). Session 17 stopped the features model from taking its
-minutes (6-8 of them on level1's 121 classes) out of the headline cnn's budget.
+test (``docs/model-recipe.md``). The features model's minutes (6-8 of them on level1's 121
+classes) are not taken out of the headline cnn's budget.
 Prints accuracy, macro-F1, weighted-F1 and training minutes, the ratio of each figure to its
 target (issue 8: level2 accuracy >= 0.80 and macro-F1 >= 0.60, level1 accuracy >= 0.66) with
 its 95% bootstrap interval over the test images (how far the figure moves with the draw of
