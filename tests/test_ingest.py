@@ -155,13 +155,13 @@ def test_killed_ingest_leaves_old_store_and_resume_completes(
     reference = _build(first, tmp_path / "ref.zarr", dask_client)
     _ingest(reference, second, dask_client)
     digests, n_old = _digests(store), open_store(store).n_samples
-    real = ingest_mod._run_tasks
+    real = ingest_mod.run_block_tasks
 
-    def killed(client, tasks, fetcher, progress):  # the first block lands, then a crash
-        real(client, tasks[:1], fetcher, progress)
+    def killed(client, tasks, fetcher, progress, **names):  # the first block lands, then a crash
+        real(client, tasks[:1], fetcher, progress, **names)
         raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(ingest_mod, "_run_tasks", killed)
+    monkeypatch.setattr(ingest_mod, "run_block_tasks", killed)
     with pytest.raises(RuntimeError, match="killed"):
         ingest_mod.ingest_store(
             store, str(second), dask_client, progress=False, echo=lambda _: None

@@ -7,12 +7,13 @@ task per image) and writes exactly the sample range that block owns.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from plankton_store.io import ResizeMode, image_features, prepare_images
+from plankton_store.cluster import run_blocks, run_id
+from plankton_store.io import ImageFetcher, ResizeMode, image_features, prepare_images
 from plankton_store.store import format as fmt
 from plankton_store.store._write import write_block
 
@@ -120,3 +121,60 @@ def block_tasks(
             )
         )
     return tasks
+
+
+def run_block_tasks(
+    client: Any,
+    tasks: list[BlockTask],
+    fetcher: ImageFetcher,
+    progress: bool,
+    name: str,
+    desc: str,
+) -> list[BlockResult]:
+    """Run block tasks on Dask, each writing whole shards of its own.
+
+    Tasks are idempotent (same bytes to the same shard), so retries after a lost worker are
+    safe. A remote export is fetched a block at a time; a local one image by image.
+    """
+    key = run_id()
+    calls = [(replace(task, run_id=key), fetcher.batch(task.refs)) for task in tasks]
+    return run_blocks(
+        client,
+        run_block,
+        calls,
+        name=name,
+        desc=desc,
+        retries=3,
+        sizes=[len(task) for task in tasks],
+        progress=progress,
+        key=key,
+    )
+
+
+def split_written(
+    tasks: list[BlockTask],
+    checksums: np.ndarray,
+    splits: Any,
+    fetch: Callable[[str], bytes],
+) -> tuple[list[BlockResult], list[BlockTask]]:
+    """Split the blocks of an interrupted write into finished results and tasks to run.
+
+    A block with a recorded checksum is trusted; the reasons of its rejected images (split
+    < 0 in ``splits``, an array indexed by sample) are recovered by decoding just those
+    images again.
+    """
+    done, todo = [], []
+    for task in tasks:
+        checksum = int(checksums[task.block_index])
+        if checksum == 0:
+            todo.append(task)
+            continue
+        rejected = np.flatnonzero(splits[task.start : task.start + len(task)] < 0)
+        failures = {}
+        if len(rejected):
+            ops = [fmt.AUGMENTATIONS[task.columns[fmt.AUGMENTATION][i]] for i in rejected]
+            refs = [task.refs[i] for i in rejected]
+            *_, found = prepare_images(fetch, refs, ops, task.size, task.resize_mode)
+            failures = {int(rejected[i]): reason for i, reason in found.items()}
+        done.append(BlockResult(task.block_index, task.start, len(task), checksum, failures))
+    return done, todo

@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
@@ -20,18 +20,21 @@ import numpy as np
 import pandas as pd
 
 from plankton_store import __version__
-from plankton_store.cluster import run_blocks, run_id
 from plankton_store.io import (
     COMPUTED_COLUMNS,
     ECOTAXA_LAYOUT,
     Export,
     ExportError,
-    ImageFetcher,
-    prepare_images,
     read_export,
 )
 from plankton_store.store import format as fmt
-from plankton_store.store._block import BlockResult, BlockTask, block_tasks, run_block
+from plankton_store.store._block import (
+    BlockResult,
+    BlockTask,
+    block_tasks,
+    run_block_tasks,
+    split_written,
+)
 from plankton_store.store._open import open_store, store_state
 from plankton_store.store._plan import (
     BuildOptions,
@@ -179,7 +182,9 @@ def build_store(
         f"Planned {len(plan.samples)} samples in {len(tasks) + len(done_results)} blocks of "
         f"{options.block_size}" + (f"; {len(tasks)} left to build" if resume else "")
     )
-    results = done_results + _run_blocks(client, tasks, export.fetcher, progress)
+    results = done_results + run_block_tasks(
+        client, tasks, export.fetcher, progress, name="build-block", desc="build-store"
+    )
     summary = _summarise(store, plan, sorted(results, key=lambda r: r.block_index), started)
     _finish(store, target, summary, started, storage_options)
     summary.seconds = time.perf_counter() - started
@@ -327,22 +332,7 @@ def _resume_state(
             f"{export.fingerprint} != {recorded}): rebuild with --overwrite instead of --resume"
         )
     checksums = st.array(fmt.BLOCK_CHECKSUM)[:]
-    splits = st.array(fmt.SPLIT)
-    done, todo = [], []
-    for task in tasks:
-        checksum = int(checksums[task.block_index])
-        if checksum == 0:
-            todo.append(task)
-            continue
-        rejected = np.flatnonzero(splits[task.start : task.start + len(task)] < 0)
-        failures = {}
-        if len(rejected):
-            ops = [fmt.AUGMENTATIONS[task.columns[fmt.AUGMENTATION][i]] for i in rejected]
-            refs = [task.refs[i] for i in rejected]
-            *_, found = prepare_images(export.fetcher.fetch, refs, ops, task.size, task.resize_mode)
-            failures = {int(rejected[i]): reason for i, reason in found.items()}
-        done.append(BlockResult(task.block_index, task.start, len(task), checksum, failures))
-    return done, todo
+    return split_written(tasks, checksums, st.array(fmt.SPLIT), export.fetcher.fetch)
 
 
 def _replace(fs: Any, store_path: str, new_path: str) -> None:
@@ -372,26 +362,6 @@ def _move_tree(fs: Any, src: str, dst: str) -> None:
     files = fs.find(src)
     fs.copy(files, [dst + f[len(src) :] for f in files])
     fs.rm(src, recursive=True)
-
-
-def _run_blocks(
-    client: Any, tasks: list[BlockTask], fetcher: ImageFetcher, progress: bool
-) -> list[BlockResult]:
-    build_run = run_id()
-    # Tasks are idempotent (same bytes to the same shard), so retries after a lost worker
-    # are safe. A remote export is fetched a block at a time; a local one image by image.
-    calls = [(replace(task, run_id=build_run), fetcher.batch(task.refs)) for task in tasks]
-    return run_blocks(
-        client,
-        run_block,
-        calls,
-        name="build-block",
-        desc="build-store",
-        retries=3,
-        sizes=[len(task) for task in tasks],
-        progress=progress,
-        key=build_run,
-    )
 
 
 def _summarise(

@@ -21,10 +21,15 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from plankton_store.cluster import run_blocks, run_id
-from plankton_store.io import Export, ExportError, ImageFetcher, prepare_images, read_export
+from plankton_store.io import Export, ExportError, read_export
 from plankton_store.store import format as fmt
-from plankton_store.store._block import BlockResult, BlockTask, block_tasks, run_block
+from plankton_store.store._block import (
+    BlockResult,
+    BlockTask,
+    block_tasks,
+    run_block_tasks,
+    split_written,
+)
 from plankton_store.store._open import PlanktonStore, open_store
 from plankton_store.store._plan import BuildOptions, BuildPlan, count_by_class_and_split, make_plan
 from plankton_store.store._versions import (
@@ -136,7 +141,9 @@ def ingest_store(
         f"{ingest.start}-{ingest.stop - 1} ({len(ingest.duplicates)} duplicates skipped); "
         f"{len(todo)} of {len(ingest.tasks)} blocks to write"
     )
-    results = done + _run_tasks(client, todo, export.fetcher, progress)
+    results = done + run_block_tasks(
+        client, todo, export.fetcher, progress, name="ingest-block", desc="ingest"
+    )
     summary = _summarise(st, source, ingest, export, results, started)
     if ingest.tasks or pending is not None:
         _commit(st, export, ingest, summary, options)
@@ -311,40 +318,7 @@ def _resume_state(
     n_blocks = -(-ingest.stop // st.block_size)
     checksums = zarr.Array(grown(group[fmt.BLOCK_CHECKSUM]._async_array, n_blocks))[:]
     splits = zarr.Array(grown(group[fmt.SPLIT]._async_array, ingest.stop))
-    done, todo = [], []
-    for task in ingest.tasks:
-        checksum = int(checksums[task.block_index])
-        if checksum == 0:
-            todo.append(task)
-            continue
-        rejected = np.flatnonzero(splits[task.start : task.start + len(task)] < 0)
-        failures = {}
-        if len(rejected):
-            ops = [fmt.AUGMENTATIONS[task.columns[fmt.AUGMENTATION][i]] for i in rejected]
-            refs = [task.refs[i] for i in rejected]
-            *_, found = prepare_images(export.fetcher.fetch, refs, ops, task.size, task.resize_mode)
-            failures = {int(rejected[i]): reason for i, reason in found.items()}
-        done.append(BlockResult(task.block_index, task.start, len(task), checksum, failures))
-    return done, todo
-
-
-def _run_tasks(
-    client: Any, tasks: list[BlockTask], fetcher: ImageFetcher, progress: bool
-) -> list[BlockResult]:
-    """Run the block tasks on Dask: each writes whole shards of its own (retried safely)."""
-    key = run_id()
-    calls = [(replace(task, run_id=key), fetcher.batch(task.refs)) for task in tasks]
-    return run_blocks(
-        client,
-        run_block,
-        calls,
-        name="ingest-block",
-        desc="ingest",
-        retries=3,
-        sizes=[len(task) for task in tasks],
-        progress=progress,
-        key=key,
-    )
+    return split_written(ingest.tasks, checksums, splits, export.fetcher.fetch)
 
 
 def _summarise(
