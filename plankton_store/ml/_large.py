@@ -15,6 +15,7 @@ import numpy as np
 
 from plankton_store.ml._keras import import_keras
 from plankton_store.ml._models import load_model
+from plankton_store.ml._nets import size_branch
 from plankton_store.ml._trainset import Normalisation
 
 #: The presets of ``train --preset``.
@@ -141,12 +142,7 @@ def build_large_cnn(
             x = _residual_block(keras, x, filters, stride, drop_path * done / max(total - 1, 1))
             done += 1
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
-    s = layers.Normalization(
-        mean=list(normalisation.size_mean),
-        variance=[v * v for v in normalisation.size_std],
-        name="standardise_size",
-    )(size)
-    s = layers.Dense(16, activation="relu")(s)
+    s = size_branch(keras, normalisation, size)
     x = layers.Concatenate()([x, s])
     x = layers.Dense(256, activation="relu")(x)
     x = layers.Dropout(dropout)(x)

@@ -19,6 +19,17 @@ def _standardise_layer(keras: Any, normalisation: Normalisation) -> Any:
     )
 
 
+def size_branch(keras: Any, normalisation: Normalisation, size: Any) -> Any:
+    """The original image size, standardised with train statistics, through a small dense
+    layer: the second input of the cnn and the large net."""
+    s = keras.layers.Normalization(
+        mean=list(normalisation.size_mean),
+        variance=[v * v for v in normalisation.size_std],
+        name="standardise_size",
+    )(size)
+    return keras.layers.Dense(16, activation="relu")(s)
+
+
 def build_seed_cnn(
     image_size: tuple[int, int], n_classes: int, normalisation: Normalisation, lr: float = 1e-3
 ) -> Any:
@@ -113,12 +124,7 @@ def build_cnn(
     if image_size[0] >= 48:
         x = layers.AveragePooling2D(2)(x)
     x = conv_trunk(x, widths)
-    s = layers.Normalization(
-        mean=list(normalisation.size_mean),
-        variance=[v * v for v in normalisation.size_std],
-        name="standardise_size",
-    )(size)
-    s = layers.Dense(16, activation="relu")(s)
+    s = size_branch(keras, normalisation, size)
     x = layers.Concatenate()([x, s])
     x = layers.Dense(128, activation="relu")(x)
     x = layers.Dropout(dropout)(x)
