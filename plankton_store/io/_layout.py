@@ -43,6 +43,14 @@ ECOTAXA_TABLE = re.compile(r"^ecotaxa[^/]*\.(?:tsv|txt)$")
 ECOTAXA_LABEL_COLUMN = "object_annotation_category"
 ECOTAXA_STATUS_COLUMN = "object_annotation_status"
 ECOTAXA_TRUSTED_STATUSES = ("validated",)
+#: The lineage columns (root first): EcoTaxa's, joined with ``>``, and meta.csv's, joined
+#: with ``/`` in EcoTaxa database dumps (or ``>``).
+ECOTAXA_HIERARCHY_COLUMN = "object_annotation_hierarchy"
+META_LINEAGE_COLUMN = "lineage"
+LINEAGE_SEPARATOR = ">"
+META_LINEAGE_SEPARATOR = "/"
+#: The columns of a ``--taxonomy-map`` CSV.
+TAXONOMY_MAP_COLUMNS = ("from", "to")
 
 META_FILE = "meta.csv"
 ZIP_NAME = "imgs.zip"
