@@ -237,6 +237,10 @@ def test_build_records_the_regrouping_and_ingest_keeps_it(
         level2["artefact"]
     )
     assert summary.rows_stored + len(summary.rejects) == summary.rows_read
+    from plankton_store.report import explore_store
+
+    notes = explore_store(path).notes
+    assert any("map groups.csv: " in n and "1 dropped" in n for n in notes), notes
 
     with pytest.raises(TaxonomyError, match="was built with map groups.csv"):
         ingest_store(path, str(demo), dask_client, taxonomy=Taxonomy(lineage_level=2), **quiet)
