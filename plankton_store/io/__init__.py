@@ -24,9 +24,11 @@ from plankton_store.io._ecotaxa import (
 from plankton_store.io._ecotaxa_write import (
     PREDICTED_STATUS,
     check_ecotaxa_limits,
+    ecotaxa_api_table,
     ecotaxa_predictions,
     ecotaxa_tsv,
     ecotaxa_types,
+    write_ecotaxa_api_csv,
     write_ecotaxa_zip,
 )
 from plankton_store.io._export import Export, ExportError
@@ -52,6 +54,8 @@ from plankton_store.io._images import (
     resize,
 )
 from plankton_store.io._layout import (
+    ECOTAXA_API_COLUMNS,
+    ECOTAXA_API_SUFFIX,
     ECOTAXA_HIERARCHY_COLUMN,
     ECOTAXA_LABEL_COLUMN,
     ECOTAXA_LAYOUT,
@@ -71,6 +75,7 @@ from plankton_store.io._layout import (
     TAXO_FILE,
     TAXONOMY_MAP_COLUMNS,
     ZIP_NAME,
+    ecotaxa_api_path,
     feature_file,
     image_member,
 )
@@ -87,6 +92,8 @@ from plankton_store.io._taxonomy import (
 __all__ = [
     "COMPUTED_COLUMNS",
     "DESCRIPTOR_COLUMNS",
+    "ECOTAXA_API_COLUMNS",
+    "ECOTAXA_API_SUFFIX",
     "ECOTAXA_HIERARCHY_COLUMN",
     "ECOTAXA_LABEL_COLUMN",
     "ECOTAXA_LAYOUT",
@@ -128,6 +135,8 @@ __all__ = [
     "compute_features",
     "decode_gray",
     "draft_target",
+    "ecotaxa_api_path",
+    "ecotaxa_api_table",
     "ecotaxa_predictions",
     "ecotaxa_tsv",
     "ecotaxa_types",
@@ -151,5 +160,6 @@ __all__ = [
     "regroup",
     "resize",
     "shape_descriptors",
+    "write_ecotaxa_api_csv",
     "write_ecotaxa_zip",
 ]
