@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from plankton_store.io import (
     ecotaxa_api_table,
     ecotaxa_predictions,
 )
-from tests.conftest import SMALL_STORE_OPTIONS, fit_small_model
+from tests.conftest import SMALL_STORE_OPTIONS
 
 
 def test_the_api_table_carries_internal_ids_only_when_known() -> None:
@@ -39,8 +38,8 @@ def test_the_api_table_carries_internal_ids_only_when_known() -> None:
 @pytest.fixture(scope="module")
 def lineage_model(tmp_path_factory: pytest.TempPathFactory, dask_client) -> tuple[Path, Path]:
     """The demo export and a tiny model of its labels cut at lineage level 3."""
-    from plankton_store.ml._modeldir import grouping_info
-    from plankton_store.store import BuildOptions, build_store, open_store
+    from plankton_store.ml import TrainOptions, train
+    from plankton_store.store import BuildOptions, build_store
 
     root = tmp_path_factory.mktemp("api")
     demo = make_demo_export(root / "demo", scale=0.002, seed=0, workers=1, progress=False)
@@ -55,10 +54,8 @@ def lineage_model(tmp_path_factory: pytest.TempPathFactory, dask_client) -> tupl
         echo=len,
         taxonomy=Taxonomy(lineage_level=3),
     )
-    model = fit_small_model(store, root / "model")
-    # fit_small_model skips train's model.json extras: add what train records.
-    meta = json.loads((model / "model.json").read_text())
-    (model / "model.json").write_text(json.dumps(meta | grouping_info(open_store(store).attrs)))
+    model = root / "model"
+    train(store, model, TrainOptions(model="mlp", epochs=1, threads=1), echo=None)
     return demo, model
 
 
@@ -68,7 +65,8 @@ def test_predict_ecotaxa_writes_hierarchy_and_the_api_csv(
     from plankton_store.ml import predict_source, read_model_info
 
     demo, model = lineage_model
-    info = read_model_info(model)
+    info = read_model_info(model)  # train copied the store's grouping into model.json
+    assert info.taxonomy == {"lineage_level": 3, "map_file": None, "map": []}
     assert set(info.class_lineages) == set(info.class_names)
     out = tmp_path / "pred.zip"
     result = predict_source(

@@ -256,22 +256,17 @@ def test_build_records_the_regrouping_and_ingest_keeps_it(
 def test_evaluate_scores_an_export_with_the_model_s_grouping(
     demo: Path, tmp_path: Path, dask_client
 ) -> None:
-    import json
-
-    from plankton_store.ml import ModelMismatchError, evaluate, read_model_info
-    from plankton_store.ml._modeldir import grouping_info
-    from plankton_store.store import BuildOptions, build_store, open_store
-    from tests.conftest import fit_small_model
+    from plankton_store.ml import ModelMismatchError, TrainOptions, evaluate, read_model_info, train
+    from plankton_store.store import BuildOptions, build_store
 
     taxonomy = Taxonomy(mapping=tuple(level1_to_level2()), map_name="taxo-map.csv")
     path = str(tmp_path / "s.zarr")
     options = BuildOptions(label_column="level1", **SMALL_STORE_OPTIONS)
     quiet = dict(progress=False, echo=lambda _: None)
     build_store(str(demo), path, options, dask_client, taxonomy=taxonomy, **quiet)
-    model = fit_small_model(path, tmp_path / "model")
-    meta = json.loads((model / "model.json").read_text())
-    (model / "model.json").write_text(json.dumps(meta | grouping_info(open_store(path).attrs)))
-    info = read_model_info(model)
+    model = tmp_path / "model"
+    train(path, model, TrainOptions(model="mlp", epochs=1, threads=1), echo=None)
+    info = read_model_info(model)  # train copied the store's regrouping into model.json
     assert info.taxonomy is not None and info.taxonomy["map_file"] == "taxo-map.csv"
     assert info.class_lineages["Copepoda"].endswith(">Hexanauplia>Copepoda")
 
@@ -286,3 +281,35 @@ def test_evaluate_scores_an_export_with_the_model_s_grouping(
     # Told to keep the labels as read, the level1 classes are unknown to the model.
     with pytest.raises(ModelMismatchError, match="Calanoida"):
         evaluate(demo, model, tmp_path / "r2", client=dask_client, taxonomy=Taxonomy(), **quiet)
+
+
+def test_build_store_and_ingest_commands_take_both_options(
+    demo: Path, tmp_path: Path, dask_client
+) -> None:
+    from jobs.ingest import ingest_command
+    from plankton_store.store import format as fmt
+    from plankton_store.store import open_store
+
+    groups = write_map(tmp_path / "g.csv", [("Harosa", "protists"), ("artefact", "")])
+    store = str(tmp_path / "s.zarr")
+    scheduler = ["--scheduler", dask_client.scheduler.address]
+    args = [str(demo), store, "--label-column", "level1", "--lineage-level", "3"]
+    args += ["--taxonomy-map", str(groups), "--keep-all-classes", "--size", "32x24"]
+    result = CliRunner().invoke(build_store_command, args + scheduler)
+    assert result.exit_code == 0, result.output
+    st = open_store(store)
+    assert st.attrs[fmt.Attr.TAXONOMY] == {
+        "lineage_level": 3,
+        "map_file": "g.csv",
+        "map": [["Harosa", "protists"], ["artefact", ""]],
+    }
+    assert {"protists", "Opisthokonta", "detritus"} <= set(st.class_names)
+    assert "Harosa" not in st.class_names and "artefact" not in st.class_names
+    assert st.attrs[fmt.Attr.CLASS_LINEAGES]["Opisthokonta"] == "living>Eukaryota>Opisthokonta"
+
+    refused = CliRunner().invoke(
+        ingest_command, [store, str(demo), "--lineage-level", "2"] + scheduler
+    )
+    assert refused.exit_code == 1
+    assert "was built with lineage cut after level 3, then map g.csv" in refused.output
+    assert open_store(store).version == st.version
