@@ -89,3 +89,20 @@ def test_predict_ecotaxa_writes_hierarchy_and_the_api_csv(
     assert api["category"].tolist() == tsv["object_annotation_category"].tolist()
     assert api["hierarchy"].tolist() == tsv["object_annotation_hierarchy"].tolist()
     assert np.allclose(api["score"], tsv["object_score"].astype(float))
+
+
+def test_predict_copies_labels_regrouped_like_the_model_s_store(
+    lineage_model: tuple[Path, Path], tmp_path: Path, dask_client
+) -> None:
+    from plankton_store.io import read_export, regroup
+    from plankton_store.ml import predict_source
+
+    demo, model = lineage_model
+    result = predict_source(
+        demo, model, tmp_path / "p.csv", dask_client, gallery=False, progress=False, echo=len
+    )
+    frame = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    want = regroup(read_export(demo, "level1"), Taxonomy(lineage_level=3)).table["label"]
+    assert frame["label"].tolist() == want.fillna("").tolist()  # every row, cut at level 3
+    assert "Harosa" in set(frame["label"]) and "Calanoida" not in set(frame["label"])
+    assert result.n_predicted == len(frame) == len(pd.read_csv(demo / "meta.csv"))

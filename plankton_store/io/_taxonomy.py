@@ -214,7 +214,7 @@ def _cut_labels(export: Export, level: int) -> tuple[pd.Series, np.ndarray]:
     return out, missing
 
 
-def regroup(export: Export, taxonomy: Taxonomy) -> Export:
+def regroup(export: Export, taxonomy: Taxonomy, drop: bool = True) -> Export:
     """Apply ``taxonomy`` to ``export.table["label"]``; returns a new :class:`Export`.
 
     The lineage cut relabels every labelled row with the ``lineage_level``-th level of its
@@ -222,7 +222,8 @@ def regroup(export: Export, taxonomy: Taxonomy) -> Export:
     rejected ("no lineage to cut at level N"), unlabelled rows stay unlabelled. The map then
     renames the labels it lists; the rows of a class mapped to an empty ``to`` are rejected
     ("class 'X' dropped by taxonomy map FILE"). Rejected rows leave ``table`` for
-    ``rejects``, after the reader's own; ``rows_read`` does not change.
+    ``rejects``, after the reader's own; ``rows_read`` does not change. With ``drop``
+    False they stay in ``table``, unlabelled (to classify them all, as ``predict`` does).
 
     Raises
     ------
@@ -246,7 +247,8 @@ def regroup(export: Export, taxonomy: Taxonomy) -> Export:
         name = taxonomy.map_name or "(inline)"
         reasons[dropped] = "class '" + labels[dropped] + f"' dropped by taxonomy map {name}"
         labels = mapped.astype("string")
-    out = reasons.isna().to_numpy()
+    labels = labels.where(reasons.isna(), pd.NA)
+    out = reasons.isna().to_numpy() | (not drop)
     new_table = table.assign(label=labels.where(labels != "", pd.NA))[out].reset_index(drop=True)
     gone = table[~out]
     rejects = _rejects_frame(

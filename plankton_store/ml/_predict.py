@@ -22,11 +22,14 @@ from plankton_store.io import (
     ECOTAXA_LAYOUT,
     FLOWCAM_LAYOUT,
     Export,
+    Taxonomy,
+    TaxonomyError,
     ecotaxa_api_path,
     ecotaxa_api_table,
     ecotaxa_predictions,
     feature_file,
     read_source,
+    regroup,
     write_ecotaxa_api_csv,
     write_ecotaxa_zip,
 )
@@ -266,6 +269,20 @@ def write_predictions(
     return out
 
 
+def _regroup_labels(export: Export, info: ModelInfo, echo: Callable[[str], None]) -> Export:
+    """The source's labels regrouped as the model's training store's, every row kept (the
+    labels of dropped classes become empty); as read, with a note, when the source cannot
+    be regrouped (no lineage column for a lineage cut)."""
+    grouping = Taxonomy.from_attrs(info.taxonomy)
+    if grouping.is_identity:
+        return export
+    try:
+        return regroup(export, grouping, drop=False)
+    except TaxonomyError as exc:
+        echo(f"Note: labels copied as read, not regrouped like the model's store: {exc}")
+        return export
+
+
 def predict_source(
     source: str | Path,
     model_dir: str | Path,
@@ -299,7 +316,8 @@ def predict_source(
     tta
         Average over the 8 flips / 90° rotations (:mod:`plankton_store.ml._tta`).
     label_column
-        meta.csv label column (default: the model's).
+        meta.csv label column (default: the model's). The labels copied are regrouped as
+        the model's training store's were (``model.json``'s ``taxonomy``).
     use_thresholds
         Apply MODEL_DIR's thresholds.json when present: a prediction under its class's
         threshold becomes ``unclassified``, its best guess kept in ``best_guess``.
@@ -325,6 +343,8 @@ def predict_source(
     )
     if note := tta_mismatch_note(info, tta):
         echo(f"Note: {note}")
+    if has_labels:
+        export = _regroup_labels(export, info, echo)
     classified = classify_export(export, info, client, tta, block_size, progress=progress)
     frame = predictions_frame(
         export.table, classified.ok, classified.proba, info.class_names, has_labels
