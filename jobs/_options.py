@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,6 +19,7 @@ from plankton_store.cluster import (
     dask_client,
     load_cluster_config,
 )
+from plankton_store.io import Taxonomy, TaxonomyError, read_taxonomy_map
 
 #: The --model option of the jobs that use a trained model (evaluate, predict).
 model_dir_option = click.option(
@@ -100,3 +102,37 @@ def job_client(
             yield client
     except ClusterConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def taxonomy_options(func: Callable) -> Callable:
+    """The shared --taxonomy-map / --lineage-level options (build-store, ingest, evaluate);
+    :func:`taxonomy_from_options` turns them into a :class:`plankton_store.io.Taxonomy`."""
+    func = click.option(
+        "--lineage-level",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Relabel each labelled row with level N of its lineage (root = 1): EcoTaxa's "
+        "object_annotation_hierarchy, or meta.csv's lineage column. Applied before "
+        "--taxonomy-map (docs/taxonomy.md).",
+    )(func)
+    func = click.option(
+        "--taxonomy-map",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        help="CSV with columns from,to: rename or merge classes; an empty `to` drops the "
+        "class (its rows become rejects). Classes not listed stay as they are.",
+    )(func)
+    return func
+
+
+def taxonomy_from_options(taxonomy_map: str | None, lineage_level: int | None) -> Taxonomy | None:
+    """The :class:`plankton_store.io.Taxonomy` of the two options; None when neither is
+    given. A bad map file is a usage error naming the file and line."""
+    if taxonomy_map is None and lineage_level is None:
+        return None
+    try:
+        mapping = read_taxonomy_map(taxonomy_map) if taxonomy_map else ()
+    except TaxonomyError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--taxonomy-map'") from None
+    name = Path(taxonomy_map).name if taxonomy_map else ""
+    return Taxonomy(lineage_level=lineage_level, mapping=mapping, map_name=name)

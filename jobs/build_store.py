@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from jobs._options import cluster_options, job_client, seed_option
+from jobs._options import (
+    cluster_options,
+    job_client,
+    seed_option,
+    taxonomy_from_options,
+    taxonomy_options,
+)
 from plankton_store.io import RESIZE_MODES, ExportError, is_url, parse_size
 from plankton_store.store import (
     DEFAULT_AUGMENTATIONS,
@@ -37,6 +43,7 @@ from plankton_store.store import (
     help="Class to leave out (repeatable).",
 )
 @click.option("--keep-all-classes", is_flag=True, help="Drop no class (ignores --drop-class).")
+@taxonomy_options
 @click.option(
     "--max-per-class",
     type=click.IntRange(min=0),
@@ -122,6 +129,8 @@ def build_store_command(
     label_column: str,
     drop_classes: tuple[str, ...],
     keep_all_classes: bool,
+    taxonomy_map: str | None,
+    lineage_level: int | None,
     max_per_class: int,
     test_fraction: float,
     val_fraction: float,
@@ -146,8 +155,10 @@ def build_store_command(
     or fsspec URLs (s3://bucket/store.zarr); endpoint and credentials come from the fsspec
     configuration (e.g. AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, FSSPEC_S3_ENDPOINT_URL), which
     the Dask workers need too. Rows that are not stored are listed with their reason in
-    STORE.rejects.csv.
+    STORE.rejects.csv. --lineage-level and --taxonomy-map regroup the labels before
+    --drop-class applies (docs/taxonomy.md); the store records the regrouping.
     """
+    taxonomy = taxonomy_from_options(taxonomy_map, lineage_level)
     try:
         options = BuildOptions(
             label_column=label_column,
@@ -179,7 +190,13 @@ def build_store_command(
     with job_client(workers, scheduler, cluster_config) as client:
         try:
             summary = build_store(
-                source, store, options, client, overwrite=overwrite, resume=resume
+                source,
+                store,
+                options,
+                client,
+                overwrite=overwrite,
+                resume=resume,
+                taxonomy=taxonomy,
             )
         except (ExportError, StoreExistsError) as exc:
             raise click.ClickException(str(exc)) from None

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import click
 
-from jobs._options import cluster_options, job_client, model_dir_option, tta_option
+from jobs._options import (
+    cluster_options,
+    job_client,
+    model_dir_option,
+    taxonomy_from_options,
+    taxonomy_options,
+    tta_option,
+)
 from plankton_store.io import ExportError
 from plankton_store.ml import (
     DEFAULT_NON_LIVING,
@@ -58,6 +65,7 @@ from plankton_store.store import StoreFormatError
     show_default=True,
     help="Comma-separated class-name fragments left out of living_macro_f1.",
 )
+@taxonomy_options
 @cluster_options
 def evaluate_command(
     source: str,
@@ -69,6 +77,8 @@ def evaluate_command(
     all_samples: bool,
     use_thresholds: bool,
     non_living: str,
+    taxonomy_map: str | None,
+    lineage_level: int | None,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -77,7 +87,8 @@ def evaluate_command(
 
     Writes per_class.csv, summary.json, report.md (worst classes first), confusion.png,
     per_class_f1.png and predictions.csv into --out. A model trained on another class list
-    is refused.
+    is refused. An export's labels are regrouped as the model's training store's were
+    (its --taxonomy-map / --lineage-level), unless those options are given here.
     """
     try:
         need_dask = check_evaluation(source, model_dir)
@@ -89,6 +100,7 @@ def evaluate_command(
         "use_thresholds": use_thresholds,
         "non_living": tuple(non_living.split(",")),
         "all_samples": all_samples,
+        "taxonomy": taxonomy_from_options(taxonomy_map, lineage_level),
     }
     try:
         if need_dask:

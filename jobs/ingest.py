@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from jobs._options import cluster_options, job_client
+from jobs._options import cluster_options, job_client, taxonomy_from_options, taxonomy_options
 from plankton_store.io import ExportError, is_url
 from plankton_store.store import (
     IncompleteStoreError,
@@ -25,11 +25,14 @@ from plankton_store.store import (
     is_flag=True,
     help="Finish an ingest of SOURCE that was interrupted: only its blocks never written are run.",
 )
+@taxonomy_options
 @cluster_options
 def ingest_command(
     store: str,
     source: str,
     resume: bool,
+    taxonomy_map: str | None,
+    lineage_level: int | None,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -41,13 +44,18 @@ def ingest_command(
     its class list (old label codes never change). No existing sample is rewritten: the new
     samples fill whole shards after the old ones. Readers see the store as it was until the
     ingest commits; an interrupted ingest is finished with --resume. Rows not stored are
-    listed with their reason in STORE.<version>.rejects.csv.
+    listed with their reason in STORE.<version>.rejects.csv. The labels are regrouped as the
+    store's were (--taxonomy-map / --lineage-level of its build, recorded in it); asking for
+    another regrouping is refused.
     """
+    taxonomy = taxonomy_from_options(taxonomy_map, lineage_level)
     if not is_url(source) and not Path(source).is_dir():
         raise click.BadParameter(f"{source}: no such folder", param_hint="'SOURCE'")
     with job_client(workers, scheduler, cluster_config) as client:
         try:
-            summary = ingest_store(store, source, client, resume=resume, echo=click.echo)
+            summary = ingest_store(
+                store, source, client, resume=resume, echo=click.echo, taxonomy=taxonomy
+            )
         except (StoreFormatError, IncompleteStoreError) as exc:
             raise click.UsageError(str(exc)) from None
         except (ExportError, IngestStateError) as exc:

@@ -92,8 +92,8 @@ def predict_command(
     Writes objid, image, predicted class, its probability and the top 3 classes
     ("a:0.71|b:0.20|c:0.05") per image, in input order, plus the label when SOURCE has
     labels. With --format ecotaxa, OUT is a zip holding ecotaxa_predictions.tsv, ready to
-    import into EcoTaxa (docs/ecotaxa.md). Unreadable images are listed in
-    OUT-stem.rejects.csv.
+    import into EcoTaxa, and OUT-stem.api.csv beside it holds the same predictions for
+    EcoTaxa's API (docs/ecotaxa.md). Unreadable images are listed in OUT-stem.rejects.csv.
     """
     try:
         read_model_info(model_dir)
@@ -124,6 +124,8 @@ def predict_command(
             else ""
         )
     )
+    if result.api_csv:
+        click.echo(f"For EcoTaxa's API (taxon names to map to EcoTaxa ids): {result.api_csv}")
     if result.gallery:
         click.echo(f"Gallery: {result.gallery}")
     if len(result.predictions):

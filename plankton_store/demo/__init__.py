@@ -2,10 +2,12 @@
 
 :func:`make_demo_export` writes ``meta.csv``, ``taxo.csv``, a native feature table and
 ``imgs.zip`` with the reference export's columns, its class counts (times a scale) and image
-sizes; image ``i`` depends only on ``(seed, i)``.
+sizes; image ``i`` depends only on ``(seed, i)``. :func:`make_ecotaxa_demo_export` writes the
+same rows as an EcoTaxa export (one TSV per sample folder).
 """
 
-from plankton_store.demo._make import DemoDataResult, make_demo_data
+from plankton_store.demo._ecotaxa import make_ecotaxa_demo_export
+from plankton_store.demo._make import DEMO_FORMATS, DemoDataResult, make_demo_data
 from plankton_store.demo._recipes import RECIPES
 from plankton_store.demo._render import image_rng, render_image, render_row, sample_image_size
 from plankton_store.demo._shapes import SHAPES
@@ -30,6 +32,7 @@ from plankton_store.demo._writer import (
 )
 
 __all__ = [
+    "DEMO_FORMATS",
     "EMPTY_LABEL",
     "EMPTY_LABEL_COUNT",
     "FEATURES_FILE",
@@ -46,6 +49,7 @@ __all__ = [
     "level1_classes",
     "make_demo_data",
     "make_demo_export",
+    "make_ecotaxa_demo_export",
     "make_meta",
     "preview_sheet",
     "render_image",

@@ -17,7 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plankton_store.io._layout import ECOTAXA_PREDICTIONS_FILE
+from plankton_store.io._layout import (
+    ECOTAXA_API_COLUMNS,
+    ECOTAXA_HIERARCHY_COLUMN,
+    ECOTAXA_PREDICTIONS_FILE,
+    ecotaxa_api_path,
+)
 
 #: The status EcoTaxa gives a machine's classification, before anyone validates it.
 PREDICTED_STATUS = "predicted"
@@ -164,3 +169,41 @@ def write_ecotaxa_zip(frame: pd.DataFrame, out: str | Path) -> Path:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(ECOTAXA_PREDICTIONS_FILE, data)
     return out
+
+
+def ecotaxa_api_table(frame: pd.DataFrame, objids: Sequence[int] | None = None) -> pd.DataFrame:
+    """The rows of :func:`ecotaxa_predictions` ``frame`` for EcoTaxa's API.
+
+    EcoTaxa's ``POST /object_set/classify_auto`` (``ClassifyAutoReq``) takes ``target_ids``
+    (its internal object ids), ``classifications`` (taxon ids) and ``scores``: one row per
+    object with ``objid`` (the internal id, empty when unknown), ``object_id``,
+    ``category`` and ``hierarchy`` (the taxon, by name: the taxon id is EcoTaxa's to tell)
+    and ``score``.
+
+    Parameters
+    ----------
+    frame
+        From :func:`ecotaxa_predictions`.
+    objids
+        EcoTaxa's internal object id of each row (``objid`` of a database dump); None
+        leaves the column empty.
+    """
+    n = len(frame)
+    hierarchy = frame.get(ECOTAXA_HIERARCHY_COLUMN, pd.Series([""] * n, index=frame.index))
+    ids = pd.array([None] * n if objids is None else list(objids), dtype="Int64")
+    values = [
+        ids,
+        frame["object_id"].to_numpy(),
+        frame["object_annotation_category"].to_numpy(),
+        hierarchy.to_numpy(),
+        frame["object_score"].to_numpy(),
+    ]
+    return pd.DataFrame(dict(zip(ECOTAXA_API_COLUMNS, values, strict=True)))
+
+
+def write_ecotaxa_api_csv(table: pd.DataFrame, out: str | Path) -> Path:
+    """Write :func:`ecotaxa_api_table` ``table`` beside the zip ``out`` (UTF-8 CSV)."""
+    path = ecotaxa_api_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False, encoding="utf-8")
+    return path

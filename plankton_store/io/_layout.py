@@ -19,6 +19,8 @@ EcoTaxa predictions (written by ``predict --format ecotaxa``)::
 
     predictions.zip
         ecotaxa_predictions.tsv   UTF-8 with BOM, tab-separated, column names then a type row
+    predictions.api.csv           objid, object_id, category, hierarchy, score: for EcoTaxa's
+                                  API (``/object_set/classify_auto``), beside the zip
 
 Image-folder layout::
 
@@ -27,7 +29,9 @@ Image-folder layout::
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 #: Layout name of a FlowCam / EcoTaxa ``meta.csv`` export (``Export.layout``).
 FLOWCAM_LAYOUT = "flowcam"
@@ -37,12 +41,24 @@ FOLDER_LAYOUT = "image-folder"
 ECOTAXA_LAYOUT = "ecotaxa"
 #: The TSV member of the zip that ``predict --format ecotaxa`` writes.
 ECOTAXA_PREDICTIONS_FILE = "ecotaxa_predictions.tsv"
+#: Suffix of the CSV for EcoTaxa's API that ``predict --format ecotaxa`` writes beside its
+#: zip (``predictions.zip`` -> ``predictions.api.csv``), and its columns.
+ECOTAXA_API_SUFFIX = ".api.csv"
+ECOTAXA_API_COLUMNS = ("objid", "object_id", "category", "hierarchy", "score")
 #: An EcoTaxa export's tables: ``ecotaxa*.tsv`` or ``ecotaxa*.txt`` at any depth.
 ECOTAXA_TABLE = re.compile(r"^ecotaxa[^/]*\.(?:tsv|txt)$")
 #: The label column of an EcoTaxa export, and the statuses that make a label ground truth.
 ECOTAXA_LABEL_COLUMN = "object_annotation_category"
 ECOTAXA_STATUS_COLUMN = "object_annotation_status"
 ECOTAXA_TRUSTED_STATUSES = ("validated",)
+#: The lineage columns (root first): EcoTaxa's, joined with ``>``, and meta.csv's, joined
+#: with ``/`` in EcoTaxa database dumps (or ``>``).
+ECOTAXA_HIERARCHY_COLUMN = "object_annotation_hierarchy"
+META_LINEAGE_COLUMN = "lineage"
+LINEAGE_SEPARATOR = ">"
+META_LINEAGE_SEPARATOR = "/"
+#: The columns of a ``--taxonomy-map`` CSV.
+TAXONOMY_MAP_COLUMNS = ("from", "to")
 
 META_FILE = "meta.csv"
 ZIP_NAME = "imgs.zip"
@@ -59,6 +75,12 @@ FEATURE_FILE = re.compile(r"^features_(?P<name>[A-Za-z0-9_]+)\.csv(?:\.gz)?$")
 def feature_file(name: str) -> str:
     """The file of feature table ``name`` as writers name it: ``features_<name>.csv.gz``."""
     return f"features_{name}.csv.gz"
+
+
+def ecotaxa_api_path(out: str | os.PathLike[str]) -> Path:
+    """The API CSV beside the zip ``out``: ``predictions.zip`` -> ``predictions.api.csv``."""
+    out = Path(out)
+    return out.with_name(out.stem + ECOTAXA_API_SUFFIX)
 
 
 def image_member(objid: int | str) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from plankton_store.cluster import run_blocks
-from plankton_store.io import ExportError, read_source
+from plankton_store.io import ExportError, Taxonomy, read_source, regroup
 from plankton_store.ml._inference import (
     cached_model,
     inputs_from_store,
@@ -133,6 +133,7 @@ def evaluate(
     all_samples: bool = False,
     use_thresholds: bool = True,
     non_living: tuple[str, ...] = DEFAULT_NON_LIVING,
+    taxonomy: Taxonomy | None = None,
 ) -> Evaluation:
     """Score a model on a store split or a labelled export and write the report folder.
 
@@ -159,6 +160,9 @@ def evaluate(
         Report precision, recall and the share auto-classified under MODEL_DIR's thresholds.
     non_living
         Class-name fragments left out of ``living_macro_f1``.
+    taxonomy
+        Export only: how to regroup the export's labels before scoring; None: as the
+        model's training store did (``model.json``'s ``taxonomy``).
 
     Raises
     ------
@@ -176,7 +180,7 @@ def evaluate(
         if client is None:
             raise ValueError("scoring an export needs a Dask client")
         y_true, proba, ids, data, data_notes = _score_export(
-            source, info, client, tta, skip_unknown_labels, progress, echo
+            source, info, client, tta, skip_unknown_labels, progress, echo, taxonomy
         )
     notes += data_notes
     y_pred = np.argmax(proba, axis=1)
@@ -262,9 +266,17 @@ def _score_export(
     skip_unknown_labels: bool,
     progress: bool,
     echo: Callable[[str], None],
+    taxonomy: Taxonomy | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict[str, Any], list[str]]:
-    """Labels, probabilities, image ids, data description and notes of a labelled export."""
+    """Labels, probabilities, image ids, data description and notes of a labelled export,
+    its labels regrouped as the model's store's (or by ``taxonomy``)."""
     export, has_labels = read_source(source, info.label_column)
+    grouping = taxonomy if taxonomy is not None else Taxonomy.from_attrs(info.taxonomy)
+    notes = []
+    if not grouping.is_identity:
+        export = regroup(export, grouping)
+        has_labels = has_labels and bool(export.table["label"].notna().any())
+        notes.append(f"export labels regrouped: {grouping.describe()}")
     if not has_labels:
         raise ExportError(
             f"{source} has no {info.label_column!r} labels to score; use "
@@ -274,7 +286,6 @@ def _score_export(
     labelled = labels.notna().to_numpy()
     known = labels.isin(info.class_names).to_numpy() & labelled
     unknown = labels[labelled & ~known].value_counts()
-    notes = []
     if len(unknown):
         listing = ", ".join(f"{k!r} ({v})" for k, v in unknown.items())
         if not skip_unknown_labels:

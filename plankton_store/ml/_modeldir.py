@@ -8,7 +8,9 @@ A MODEL_DIR holds::
     model.json                  kind, class_names, label_column, store_fingerprint, store,
                                 image_size, resize_mode, normalisation, feature_columns,
                                 options, seed, best_epoch, val_macro_f1, val_accuracy,
-                                head, plankton_jobs_version, store_version
+                                head, plankton_jobs_version, store_version, taxonomy (the
+                                store's regrouping of its labels, or null), class_lineages
+                                (class -> lineage joined with ``>``, where the store knew it)
     head.skops                  a ``cnn``'s logistic-regression head, if it has one
                                 (:mod:`plankton_store.ml._head`): it replaces the softmax layer
     history.csv                 one row per epoch: epoch, loss, accuracy, val_loss,
@@ -25,11 +27,17 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plankton_store.store.format import Attr
+
 MODEL_JSON = "model.json"
+#: Keys of ``model.json`` that carry the training store's grouping of its labels.
+TAXONOMY_KEY = "taxonomy"
+CLASS_LINEAGES_KEY = "class_lineages"
 KERAS_FILE = "model.keras"
 SKOPS_FILE = "model.skops"
 HEAD_FILE = "head.skops"
@@ -76,6 +84,10 @@ class ModelInfo:
     fitted_with_tta: bool | None = None
     #: Id of the store version the model was trained on ("" for models made before versions).
     store_version: str = ""
+    #: The training store's regrouping of its labels (``Taxonomy.to_attrs``), None if none.
+    taxonomy: dict[str, Any] | None = None
+    #: Class name -> lineage joined with ``>``, for the classes whose lineage is known.
+    class_lineages: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -109,7 +121,18 @@ def read_model_info(model_dir: str | os.PathLike[str]) -> ModelInfo:
         is_keras=_uses_keras(Path(model_dir), meta),
         fitted_with_tta=meta.get("fitted_with_tta"),
         store_version=str(meta.get("store_version") or ""),
+        taxonomy=meta.get(TAXONOMY_KEY) or None,
+        class_lineages={str(k): str(v) for k, v in (meta.get(CLASS_LINEAGES_KEY) or {}).items()},
     )
+
+
+def grouping_info(store_attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``model.json`` records of a store's grouping of its labels: its regrouping
+    (:data:`TAXONOMY_KEY`) and its classes' lineages (:data:`CLASS_LINEAGES_KEY`)."""
+    return {
+        TAXONOMY_KEY: store_attrs.get(Attr.TAXONOMY) or None,
+        CLASS_LINEAGES_KEY: dict(store_attrs.get(Attr.CLASS_LINEAGES) or {}),
+    }
 
 
 def tta_mismatch_note(info: ModelInfo, tta: bool) -> str | None:

@@ -24,6 +24,7 @@ from plankton_store.ml._modeldir import (
     ENSEMBLE_KIND,
     MODEL_JSON,
     ModelMismatchError,
+    grouping_info,
     read_model_info,
 )
 from plankton_store.ml._models import TrainedModel, load_model, save_model
@@ -193,6 +194,7 @@ def _pool_model(
             "member_val_macro_f1": result.member_val_macro_f1,
             "val_macro_f1": result.val_macro_f1,
             "val_accuracy": result.val_accuracy,
+            **grouping_info(store.attrs),
         },
     )
 

@@ -9,7 +9,7 @@ has them they are copied into the output, and ``evaluate SOURCE`` can score them
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,17 @@ import pandas as pd
 from plankton_store.cluster import run_blocks
 from plankton_store.io import (
     ECOTAXA_LAYOUT,
+    FLOWCAM_LAYOUT,
     Export,
+    Taxonomy,
+    TaxonomyError,
+    ecotaxa_api_path,
+    ecotaxa_api_table,
     ecotaxa_predictions,
     feature_file,
     read_source,
+    regroup,
+    write_ecotaxa_api_csv,
     write_ecotaxa_zip,
 )
 from plankton_store.ml._inference import ExportBlock, ExportBlockResult, predict_export_block
@@ -188,6 +195,8 @@ class PredictResult:
     seconds: float
     predictions: pd.DataFrame
     gallery: Path | None = None
+    #: ``--format ecotaxa``: the CSV for EcoTaxa's API written beside the zip.
+    api_csv: Path | None = None
 
 
 def predictions_frame(
@@ -227,6 +236,8 @@ def write_predictions(
     out: str | Path,
     out_format: str = CSV_FORMAT,
     object_ids: list[str] | None = None,
+    hierarchy: Mapping[str, str] | None = None,
+    internal_ids: bool = False,
 ) -> Path:
     """Write the predictions ``frame`` to ``out`` as a CSV or an EcoTaxa update zip.
 
@@ -235,19 +246,41 @@ def write_predictions(
     ``img_file_name`` its image, status ``predicted``, the best class and its score, and the
     top-3 classes and scores as free columns. ``object_ids`` (one per row of ``frame``)
     replace the objids there: the text ``object_id`` of an EcoTaxa TSV export.
+    ``hierarchy`` (class -> lineage) fills ``object_annotation_hierarchy`` when it names
+    every class. Beside the zip, the same predictions for EcoTaxa's API
+    (:func:`plankton_store.io.ecotaxa_api_table`), with the objids as EcoTaxa's internal
+    ids when ``internal_ids`` (a database dump's meta.csv), else an empty ``objid``.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out_format == ECOTAXA_LAYOUT:
+        complete = hierarchy and all(c in hierarchy for c in class_names)
         table = ecotaxa_predictions(
             frame["objid"].tolist() if object_ids is None else object_ids,
             classified.proba,
             class_names,
             images=frame["image"].tolist(),
+            hierarchy=hierarchy if complete else None,
         )
+        objids = frame["objid"].tolist() if internal_ids else None
+        write_ecotaxa_api_csv(ecotaxa_api_table(table, objids), out)
         return write_ecotaxa_zip(table, out)
     frame.to_csv(out, index=False)
     return out
+
+
+def _regroup_labels(export: Export, info: ModelInfo, echo: Callable[[str], None]) -> Export:
+    """The source's labels regrouped as the model's training store's, every row kept (the
+    labels of dropped classes become empty); as read, with a note, when the source cannot
+    be regrouped (no lineage column for a lineage cut)."""
+    grouping = Taxonomy.from_attrs(info.taxonomy)
+    if grouping.is_identity:
+        return export
+    try:
+        return regroup(export, grouping, drop=False)
+    except TaxonomyError as exc:
+        echo(f"Note: labels copied as read, not regrouped like the model's store: {exc}")
+        return export
 
 
 def predict_source(
@@ -283,7 +316,8 @@ def predict_source(
     tta
         Average over the 8 flips / 90° rotations (:mod:`plankton_store.ml._tta`).
     label_column
-        meta.csv label column (default: the model's).
+        meta.csv label column (default: the model's). The labels copied are regrouped as
+        the model's training store's were (``model.json``'s ``taxonomy``).
     use_thresholds
         Apply MODEL_DIR's thresholds.json when present: a prediction under its class's
         threshold becomes ``unclassified``, its best guess kept in ``best_guess``.
@@ -309,6 +343,8 @@ def predict_source(
     )
     if note := tta_mismatch_note(info, tta):
         echo(f"Note: {note}")
+    if has_labels:
+        export = _regroup_labels(export, info, echo)
     classified = classify_export(export, info, client, tta, block_size, progress=progress)
     frame = predictions_frame(
         export.table, classified.ok, classified.proba, info.class_names, has_labels
@@ -319,7 +355,17 @@ def predict_source(
     ids = export.table.get("object_id")
     if ids is not None:
         ids = ids[classified.ok].astype(str).tolist()
-    out = write_predictions(frame, classified, info.class_names, out, out_format, ids)
+    out = write_predictions(
+        frame,
+        classified,
+        info.class_names,
+        out,
+        out_format,
+        ids,
+        hierarchy=info.class_lineages,
+        internal_ids=export.layout == FLOWCAM_LAYOUT,
+    )
+    api_csv = ecotaxa_api_path(out) if out_format == ECOTAXA_LAYOUT else None
     rejects = pd.concat([export.rejects, classified.failures], ignore_index=True)
     rej_path = None
     if len(rejects):
@@ -332,5 +378,5 @@ def predict_source(
         title = f"Predictions of {info.name} on {source}"
         page.write_text(gallery_html(title, frame, out.parent, read), encoding="utf-8")
     return PredictResult(
-        out, rej_path, len(frame), len(rejects), time.perf_counter() - started, frame, page
+        out, rej_path, len(frame), len(rejects), time.perf_counter() - started, frame, page, api_csv
     )

@@ -19,7 +19,7 @@ from plankton_store.ml._fit import fit_features, fit_mlp, refit_head
 from plankton_store.ml._fit_keras import fit_keras
 from plankton_store.ml._history import History
 from plankton_store.ml._inputs import ModelInputs, store_feature_columns
-from plankton_store.ml._modeldir import clear_model_dir
+from plankton_store.ml._modeldir import clear_model_dir, grouping_info
 from plankton_store.ml._models import TrainedModel, save_model
 from plankton_store.ml._options import TrainOptions
 from plankton_store.ml._trainset import Normalisation, TrainSet
@@ -185,5 +185,6 @@ def _trained_model(
             "val_macro_f1": float(best["val_macro_f1"]),
             "val_accuracy": float(best["val_accuracy"]),
             "train_samples": train_samples,
+            **grouping_info(st.attrs),
         },
     )

@@ -20,7 +20,14 @@ import pandas as pd
 from PIL import Image
 
 from plankton_store.cluster import run_blocks
-from plankton_store.io import Export, ImageDecodeError, decode_gray, read_source, resize
+from plankton_store.io import (
+    Export,
+    ImageDecodeError,
+    Taxonomy,
+    decode_gray,
+    read_source,
+    resize,
+)
 from plankton_store.store import format as fmt
 from plankton_store.store import is_store, open_store
 
@@ -184,6 +191,9 @@ def explore_store(store_path: str, per_class: int = 8, seed: int = 0) -> Explora
     }
     missing = 0
     notes = ["examples are the stored images, after resizing"]
+    taxonomy = Taxonomy.from_attrs(store.attrs.get(fmt.Attr.TAXONOMY))
+    if not taxonomy.is_identity:
+        notes.append(f"labels regrouped when the store was built: {taxonomy.describe()}")
     rejects = Path(fmt.rejects_path(store_path))
     if rejects.is_file():
         reasons = pd.read_csv(rejects)["reason"].astype(str)

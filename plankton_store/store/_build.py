@@ -25,7 +25,10 @@ from plankton_store.io import (
     ECOTAXA_LAYOUT,
     Export,
     ExportError,
+    Taxonomy,
+    class_lineages,
     read_export,
+    regroup,
 )
 from plankton_store.store import format as fmt
 from plankton_store.store._block import (
@@ -112,6 +115,7 @@ def build_store(
     echo: Callable[[str], None] = print,
     storage_options: dict[str, Any] | None = None,
     source_storage_options: dict[str, Any] | None = None,
+    taxonomy: Taxonomy | None = None,
 ) -> BuildSummary:
     """Build a store from an export on a Dask cluster.
 
@@ -137,6 +141,10 @@ def build_store(
         fsspec options of a URL ``store`` / ``source``, shipped to the workers with each
         task. None (the norm) lets every process use its fsspec configuration (environment
         variables, config files), so no credentials travel with the tasks.
+    taxonomy
+        How to regroup the labels (:func:`plankton_store.io.regroup`), recorded in the
+        store's attributes; None keeps them as read. Ignored with ``resume``, like
+        ``options``.
 
     Returns
     -------
@@ -151,8 +159,9 @@ def build_store(
     """
     started = time.perf_counter()
     state = store_state(store, storage_options)
+    taxonomy = taxonomy or Taxonomy()
     if resume:
-        options = _resume_options(store, state, storage_options)
+        options, taxonomy = _resume_options(store, state, storage_options)
         echo(f"Resuming {store} with the options it was started with")
     elif state is not None and not overwrite:
         hint = (
@@ -172,12 +181,15 @@ def build_store(
         executor=client.get_executor(pure=False),
     )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
+    if not taxonomy.is_identity:
+        export = regroup(export, taxonomy)
+        echo(f"Labels regrouped: {taxonomy.describe()}")
     plan, options, tasks = _plan_blocks(source, target, export, options, storage_options)
     if resume:
         done_results, tasks = _resume_state(target, tasks, export, storage_options)
     else:
         done_results = []
-        _create(target, export, plan, options, storage_options)
+        _create(target, export, plan, options, storage_options, taxonomy)
     echo(
         f"Planned {len(plan.samples)} samples in {len(tasks) + len(done_results)} blocks of "
         f"{options.block_size}" + (f"; {len(tasks)} left to build" if resume else "")
@@ -193,8 +205,8 @@ def build_store(
 
 def _resume_options(
     store: str, state: str | None, storage_options: dict[str, Any] | None
-) -> BuildOptions:
-    """The options an interrupted build of ``store`` started with."""
+) -> tuple[BuildOptions, Taxonomy]:
+    """The options and regrouping an interrupted build of ``store`` started with."""
     if state != "incomplete":
         raise StoreExistsError(
             f"nothing to resume at {store}: it is "
@@ -202,7 +214,10 @@ def _resume_options(
             + (" (run without --resume)" if state in (None, "complete") else "")
         )
     started_with = open_store(store, allow_incomplete=True, storage_options=storage_options)
-    return BuildOptions.from_attrs(started_with.attrs[Attr.BUILD_OPTIONS])
+    return (
+        BuildOptions.from_attrs(started_with.attrs[Attr.BUILD_OPTIONS]),
+        Taxonomy.from_attrs(started_with.attrs.get(Attr.TAXONOMY)),
+    )
 
 
 def _plan_blocks(
@@ -273,13 +288,17 @@ def _create(
     plan: BuildPlan,
     options: BuildOptions,
     storage_options: dict[str, Any] | None,
+    taxonomy: Taxonomy,
 ) -> None:
     feature_columns = {t: [str(c) for c in f.columns] for t, f in export.features.items()}
     if options.compute_features:
         feature_columns[fmt.COMPUTED_FEATURES] = list(COMPUTED_COLUMNS)
-    store_fingerprint = hashlib.sha256(
-        json.dumps([export.fingerprint, options.to_attrs()], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    grouping = taxonomy.to_attrs()
+    # A regrouping changes the store; without one the fingerprint is what it always was.
+    digested = [export.fingerprint, options.to_attrs()] + ([grouping] if grouping else [])
+    digest = hashlib.sha256(json.dumps(digested, sort_keys=True).encode())
+    store_fingerprint = digest.hexdigest()[:16]
+    lineages = class_lineages(export.table, taxonomy.lineage_level)
     layout = StoreLayout(
         n_samples=len(plan.samples),
         image_size=options.size,
@@ -303,6 +322,8 @@ def _create(
         store_fingerprint=store_fingerprint,
         feature_columns=feature_columns,
         version=__version__,
+        taxonomy=grouping,
+        class_lineages={c: lineages[c] for c in plan.class_names if c in lineages},
     )
     create_store(
         target,

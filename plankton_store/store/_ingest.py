@@ -21,7 +21,15 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from plankton_store.io import Export, ExportError, read_export
+from plankton_store.io import (
+    Export,
+    ExportError,
+    Taxonomy,
+    TaxonomyError,
+    class_lineages,
+    read_export,
+    regroup,
+)
 from plankton_store.store import format as fmt
 from plankton_store.store._block import (
     BlockResult,
@@ -88,6 +96,7 @@ def ingest_store(
     echo: Any = print,
     storage_options: dict[str, Any] | None = None,
     source_storage_options: dict[str, Any] | None = None,
+    taxonomy: Taxonomy | None = None,
 ) -> IngestSummary:
     """Add the export ``source`` to the complete store ``store`` as a new version.
 
@@ -104,6 +113,10 @@ def ingest_store(
         Finish the ingest that started but never committed; the same ``source`` is needed.
     storage_options, source_storage_options
         fsspec options of a URL ``store`` / ``source``.
+    taxonomy
+        The regrouping the caller asks for; the export is always regrouped as the store was
+        built (its :attr:`~plankton_store.store.format.Attr.TAXONOMY`), and a different one
+        is refused. None: the store's.
 
     Returns
     -------
@@ -111,6 +124,8 @@ def ingest_store(
 
     Raises
     ------
+    TaxonomyError
+        ``taxonomy`` groups the labels otherwise than the store.
     IngestStateError
         An ingest is pending (and ``resume`` is False), or ``resume`` with none pending.
     ExportError
@@ -120,6 +135,7 @@ def ingest_store(
     st = open_store(store, storage_options=storage_options)
     pending = _check_pending(st, resume)
     options = BuildOptions.from_attrs(st.attrs[Attr.BUILD_OPTIONS])
+    grouping = store_taxonomy(st, taxonomy)
     export = read_export(
         source,
         label_column=st.label_column,
@@ -127,6 +143,9 @@ def ingest_store(
         executor=client.get_executor(pure=False),
     )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
+    if not grouping.is_identity:
+        export = regroup(export, grouping)
+        echo(f"Labels regrouped as the store: {grouping.describe()}")
     ingest = plan_ingest(st, export, options)
     if pending is not None:
         _check_resume(pending, export, ingest)
@@ -146,12 +165,30 @@ def ingest_store(
     )
     summary = _summarise(st, source, ingest, export, results, started)
     if ingest.tasks or pending is not None:
-        _commit(st, export, ingest, summary, options)
+        _commit(st, export, ingest, summary, options, grouping)
     else:
         summary.version = st.version
         summary.notes.append(f"nothing new: the store stays at version {st.version}")
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def store_taxonomy(st: PlanktonStore, asked: Taxonomy | None = None) -> Taxonomy:
+    """The regrouping ``st`` was built with; ``asked`` must be the same (or None).
+
+    Raises
+    ------
+    TaxonomyError
+        ``asked`` gives other labels than the store's regrouping.
+    """
+    recorded = Taxonomy.from_attrs(st.attrs.get(Attr.TAXONOMY))
+    if asked is not None and not asked.same_grouping(recorded):
+        raise TaxonomyError(
+            f"{st.path} was built with {recorded.describe()}; this ingest asks for "
+            f"{asked.describe()}. An ingest uses the store's regrouping: run it without "
+            "--taxonomy-map / --lineage-level (or with the store's), or build a new store"
+        )
+    return recorded
 
 
 def _check_pending(st: PlanktonStore, resume: bool) -> dict[str, Any] | None:
@@ -374,6 +411,7 @@ def _commit(
     ingest: IngestPlan,
     summary: IngestSummary,
     options: BuildOptions,
+    taxonomy: Taxonomy,
 ) -> None:
     """Rejects table, resized arrays, then the one write of the root that commits."""
     path = fmt.version_rejects_path(st.path, ingest.version)
@@ -405,8 +443,12 @@ def _commit(
     for name, by_split in summary.counts.items():
         old = counts.setdefault(name, {s: 0 for s in by_split})
         counts[name] = {s: old.get(s, 0) + k for s, k in by_split.items()}
+    lineages = dict(attrs.get(Attr.CLASS_LINEAGES) or {})
+    found = class_lineages(export.table, taxonomy.lineage_level)
+    lineages.update({c: found[c] for c in summary.new_classes if c in found})
     attrs.update(
         {
+            Attr.CLASS_LINEAGES: lineages,
             Attr.N_SAMPLES: n,
             Attr.CLASS_NAMES: ingest.class_names,
             Attr.VERSIONS: [*log, entry],

@@ -179,6 +179,13 @@ class Attr:
     CLASS_NAMES = "class_names"
     #: The export column the labels came from.
     LABEL_COLUMN = "label_column"
+    #: How the labels were regrouped (``plankton_store.io.Taxonomy.to_attrs``): the lineage
+    #: level and the taxonomy map's content (``[[from, to], ...]``) and file name; absent
+    #: or null when the labels are as read. Ingests must use the same.
+    TAXONOMY = "taxonomy"
+    #: Class name -> its lineage joined with ``>`` (root first), for the classes whose
+    #: lineage the export told (``plankton_store.io.class_lineages``).
+    CLASS_LINEAGES = "class_lineages"
     #: The code tables of the ``split`` and ``augmentation`` arrays.
     SPLIT_CODES = "split_codes"
     AUGMENTATION_CODES = "augmentation_codes"
@@ -240,6 +247,8 @@ def root_attrs(
     store_fingerprint: str,
     feature_columns: Mapping[str, Sequence[str]],
     version: str,
+    taxonomy: Mapping[str, Any] | None = None,
+    class_lineages: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The root attributes of a new, still incomplete store (see :class:`Attr`)."""
     return {
@@ -247,6 +256,8 @@ def root_attrs(
         Attr.FORMAT_VERSION: FORMAT_VERSION,
         Attr.CLASS_NAMES: list(class_names),
         Attr.LABEL_COLUMN: label_column,
+        Attr.TAXONOMY: dict(taxonomy) if taxonomy else None,
+        Attr.CLASS_LINEAGES: dict(class_lineages or {}),
         Attr.SPLIT_CODES: split_codes(),
         Attr.AUGMENTATION_CODES: augmentation_codes(),
         Attr.IMAGE_SIZE: list(image_size),
