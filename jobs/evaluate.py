@@ -10,7 +10,14 @@ from pathlib import Path
 
 import click
 
-from jobs._options import cluster_options, job_client, model_dir_option, tta_option
+from jobs._options import (
+    DEFAULT_STATUSES,
+    cluster_options,
+    job_client,
+    model_dir_option,
+    status_option,
+    tta_option,
+)
 from plankton_store.io import ExportError
 from plankton_store.ml import (
     DEFAULT_NON_LIVING,
@@ -24,7 +31,7 @@ from plankton_store.store import StoreFormatError
 
 
 @click.command("evaluate")
-@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("source", type=click.Path(exists=True))
 @model_dir_option
 @click.option(
     "--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Store split."
@@ -58,6 +65,7 @@ from plankton_store.store import StoreFormatError
     show_default=True,
     help="Comma-separated class-name fragments left out of living_macro_f1.",
 )
+@status_option("validated")
 @cluster_options
 def evaluate_command(
     source: str,
@@ -69,6 +77,7 @@ def evaluate_command(
     all_samples: bool,
     use_thresholds: bool,
     non_living: str,
+    statuses: tuple[str, ...] | None,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -89,6 +98,7 @@ def evaluate_command(
         "use_thresholds": use_thresholds,
         "non_living": tuple(non_living.split(",")),
         "all_samples": all_samples,
+        "statuses": statuses or DEFAULT_STATUSES,
     }
     try:
         if need_dask:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from jobs._options import cluster_options, job_client
-from plankton_store.io import ExportError, is_url
+from jobs._options import cluster_options, job_client, status_option
+from plankton_store.io import ExportError, is_ecotaxa_zip, is_url
 from plankton_store.store import (
     IncompleteStoreError,
     IngestStateError,
@@ -25,11 +25,13 @@ from plankton_store.store import (
     is_flag=True,
     help="Finish an ingest of SOURCE that was interrupted: only its blocks never written are run.",
 )
+@status_option("the statuses the store was built with")
 @cluster_options
 def ingest_command(
     store: str,
     source: str,
     resume: bool,
+    statuses: tuple[str, ...] | None,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -43,11 +45,13 @@ def ingest_command(
     ingest commits; an interrupted ingest is finished with --resume. Rows not stored are
     listed with their reason in STORE.<version>.rejects.csv.
     """
-    if not is_url(source) and not Path(source).is_dir():
-        raise click.BadParameter(f"{source}: no such folder", param_hint="'SOURCE'")
+    if not is_url(source) and not Path(source).is_dir() and not is_ecotaxa_zip(source):
+        raise click.BadParameter(f"{source}: no such folder or .zip", param_hint="'SOURCE'")
     with job_client(workers, scheduler, cluster_config) as client:
         try:
-            summary = ingest_store(store, source, client, resume=resume, echo=click.echo)
+            summary = ingest_store(
+                store, source, client, resume=resume, echo=click.echo, statuses=statuses
+            )
         except (StoreFormatError, IncompleteStoreError) as exc:
             raise click.UsageError(str(exc)) from None
         except (ExportError, IngestStateError) as exc:

@@ -21,7 +21,7 @@ from plankton_store.ml import (
 
 
 @click.command("predict")
-@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("source", type=click.Path(exists=True))
 @model_dir_option
 @click.option(
     "--out",

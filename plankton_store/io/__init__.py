@@ -18,9 +18,10 @@ from plankton_store.io._computed import (
 )
 from plankton_store.io._ecotaxa import (
     find_ecotaxa_tables,
+    is_ecotaxa_zip,
     read_ecotaxa_export,
-    read_ecotaxa_table,
 )
+from plankton_store.io._ecotaxa_table import EcoTaxaTable, read_ecotaxa_table
 from plankton_store.io._ecotaxa_write import (
     PREDICTED_STATUS,
     check_ecotaxa_limits,
@@ -52,10 +53,12 @@ from plankton_store.io._images import (
     resize,
 )
 from plankton_store.io._layout import (
+    ECOTAXA_FEATURES,
     ECOTAXA_LABEL_COLUMN,
     ECOTAXA_LAYOUT,
     ECOTAXA_PREDICTIONS_FILE,
     ECOTAXA_STATUS_COLUMN,
+    ECOTAXA_STATUSES,
     ECOTAXA_TABLE,
     ECOTAXA_TRUSTED_STATUSES,
     FEATURE_FILE,
@@ -75,9 +78,11 @@ from plankton_store.io._read import read_export, read_source
 __all__ = [
     "COMPUTED_COLUMNS",
     "DESCRIPTOR_COLUMNS",
+    "ECOTAXA_FEATURES",
     "ECOTAXA_LABEL_COLUMN",
     "ECOTAXA_LAYOUT",
     "ECOTAXA_PREDICTIONS_FILE",
+    "ECOTAXA_STATUSES",
     "ECOTAXA_STATUS_COLUMN",
     "ECOTAXA_TABLE",
     "ECOTAXA_TRUSTED_STATUSES",
@@ -98,6 +103,7 @@ __all__ = [
     "SIZE_COLUMNS",
     "TAXO_FILE",
     "ZIP_NAME",
+    "EcoTaxaTable",
     "Export",
     "ExportError",
     "ImageDecodeError",
@@ -116,6 +122,7 @@ __all__ = [
     "find_ecotaxa_tables",
     "image_features",
     "image_member",
+    "is_ecotaxa_zip",
     "is_url",
     "object_mask",
     "parse_size",

@@ -9,7 +9,8 @@ FlowCam / EcoTaxa layout::
         features_skimage.csv.gz   optional
         taxo.csv                  optional, not read: the taxonomy of the labels
 
-EcoTaxa TSV layout (read by :func:`plankton_store.io.read_ecotaxa_export`)::
+EcoTaxa TSV layout (read by :func:`plankton_store.io.read_ecotaxa_export`), a folder or
+a ``.zip``::
 
     export/<any>/ecotaxa*.tsv     object_id, img_file_name, object_annotation_status,
                                   object_annotation_category, ... (or ecotaxa*.txt)
@@ -43,6 +44,10 @@ ECOTAXA_TABLE = re.compile(r"^ecotaxa[^/]*\.(?:tsv|txt)$")
 ECOTAXA_LABEL_COLUMN = "object_annotation_category"
 ECOTAXA_STATUS_COLUMN = "object_annotation_status"
 ECOTAXA_TRUSTED_STATUSES = ("validated",)
+#: The statuses an EcoTaxa object can have (``--status`` takes a comma-separated few).
+ECOTAXA_STATUSES = ("predicted", "validated", "dubious")
+#: Name of the feature table holding an EcoTaxa export's numeric free ``object_*`` columns.
+ECOTAXA_FEATURES = "ecotaxa"
 
 META_FILE = "meta.csv"
 ZIP_NAME = "imgs.zip"

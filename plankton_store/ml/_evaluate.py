@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from plankton_store.cluster import run_blocks
-from plankton_store.io import ExportError, read_source
+from plankton_store.io import ECOTAXA_TRUSTED_STATUSES, ExportError, read_source
 from plankton_store.ml._inference import (
     cached_model,
     inputs_from_store,
@@ -133,6 +133,7 @@ def evaluate(
     all_samples: bool = False,
     use_thresholds: bool = True,
     non_living: tuple[str, ...] = DEFAULT_NON_LIVING,
+    statuses: tuple[str, ...] = ECOTAXA_TRUSTED_STATUSES,
 ) -> Evaluation:
     """Score a model on a store split or a labelled export and write the report folder.
 
@@ -159,6 +160,8 @@ def evaluate(
         Report precision, recall and the share auto-classified under MODEL_DIR's thresholds.
     non_living
         Class-name fragments left out of ``living_macro_f1``.
+    statuses
+        EcoTaxa TSV export only: the statuses whose labels are scored.
 
     Raises
     ------
@@ -176,7 +179,7 @@ def evaluate(
         if client is None:
             raise ValueError("scoring an export needs a Dask client")
         y_true, proba, ids, data, data_notes = _score_export(
-            source, info, client, tta, skip_unknown_labels, progress, echo
+            source, info, client, tta, skip_unknown_labels, progress, echo, statuses
         )
     notes += data_notes
     y_pred = np.argmax(proba, axis=1)
@@ -262,9 +265,10 @@ def _score_export(
     skip_unknown_labels: bool,
     progress: bool,
     echo: Callable[[str], None],
+    statuses: tuple[str, ...],
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict[str, Any], list[str]]:
     """Labels, probabilities, image ids, data description and notes of a labelled export."""
-    export, has_labels = read_source(source, info.label_column)
+    export, has_labels = read_source(source, info.label_column, statuses)
     if not has_labels:
         raise ExportError(
             f"{source} has no {info.label_column!r} labels to score; use "

@@ -168,6 +168,7 @@ def build_store(
         source,
         label_column=options.label_column,
         storage_options=source_storage_options,
+        statuses=options.statuses,
         # The workers, idle until the plan is made, list the zip and parse feature tables.
         executor=client.get_executor(pure=False),
     )

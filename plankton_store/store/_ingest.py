@@ -88,6 +88,7 @@ def ingest_store(
     echo: Any = print,
     storage_options: dict[str, Any] | None = None,
     source_storage_options: dict[str, Any] | None = None,
+    statuses: tuple[str, ...] | None = None,
 ) -> IngestSummary:
     """Add the export ``source`` to the complete store ``store`` as a new version.
 
@@ -104,6 +105,9 @@ def ingest_store(
         Finish the ingest that started but never committed; the same ``source`` is needed.
     storage_options, source_storage_options
         fsspec options of a URL ``store`` / ``source``.
+    statuses
+        EcoTaxa TSV export: the statuses whose labels are used; None: the store's own
+        (``BuildOptions.statuses``).
 
     Returns
     -------
@@ -124,6 +128,7 @@ def ingest_store(
         source,
         label_column=st.label_column,
         storage_options=source_storage_options,
+        statuses=options.statuses if statuses is None else statuses,
         executor=client.get_executor(pure=False),
     )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
