@@ -30,6 +30,7 @@ def flowcam_to_ecotaxa(
     integer_ids: bool = True,
     type_row: bool = True,
     label: str = "level2",
+    dubious_every: int = 0,
 ) -> pd.DataFrame:
     """Write the FlowCam export ``src`` as an EcoTaxa export folder ``dst``.
 
@@ -37,7 +38,8 @@ def flowcam_to_ecotaxa(
     reading order is meta.csv's), each with ``ecotaxa_sample_<k>.tsv`` (latin-1, a ``µ`` in
     a column name) and its images under ``images/``. ``object_id`` is the objid, or
     ``obj-<objid>`` when not ``integer_ids``. Numeric features become free ``object_*``
-    columns (``object_perim.``, ``object_%area``...). Returns the rows written (text).
+    columns (``object_perim.``, ``object_%area``...). Every ``dubious_every``-th row (if
+    not 0) is ``dubious`` instead of ``validated``. Returns the rows written (text).
     """
     meta = pd.read_csv(src / "meta.csv", dtype=str, keep_default_na=False)
     features_file = src / "features_native.csv.gz"
@@ -54,6 +56,10 @@ def flowcam_to_ecotaxa(
             "object_annotation_category": meta[label],
         }
     )
+    if dubious_every:
+        rows.loc[rows.index % dubious_every == dubious_every - 1, "object_annotation_status"] = (
+            "dubious"
+        )
     # An object nobody classified has neither status nor category in EcoTaxa.
     rows.loc[rows["object_annotation_category"] == "", "object_annotation_status"] = ""
     if "lineage" in meta:
@@ -96,6 +102,13 @@ def flowcam_to_ecotaxa(
                 (folder / "images" / f"{objid}.jpg").write_bytes(zf.read(f"imgs/{objid}.jpg"))
             write_table(folder / f"ecotaxa_sample_{k}.tsv", part, types if type_row else None)
     return rows
+
+
+def make_demo_flowcam(root: Path) -> Path:
+    """The demo export at a small scale: about 1,250 images, FlowCam layout."""
+    from plankton_store.demo import make_demo_export
+
+    return make_demo_export(root, scale=0.005, seed=0, workers=1, progress=False)
 
 
 def write_table(

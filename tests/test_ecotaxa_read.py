@@ -18,16 +18,12 @@ from plankton_store.io import (
     read_source,
 )
 from tests.conftest import jpeg, shape_image
-from tests.ecotaxa_export import flowcam_to_ecotaxa, zip_folder
+from tests.ecotaxa_export import flowcam_to_ecotaxa, make_demo_flowcam, zip_folder
 
 
 @pytest.fixture(scope="module")
 def demo_flowcam(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo export at a small scale (about 1,250 images, FlowCam layout)."""
-    from plankton_store.demo import make_demo_export
-
-    root = tmp_path_factory.mktemp("demo") / "export"
-    return make_demo_export(root, scale=0.005, seed=0, workers=1, progress=False)
+    return make_demo_flowcam(tmp_path_factory.mktemp("demo") / "export")
 
 
 def small_table(root: Path, header: list[str], lines: list[str], encoding="latin-1") -> Path:

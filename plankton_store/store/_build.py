@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import fsspec
@@ -214,7 +214,13 @@ def _plan_blocks(
     storage_options: dict[str, Any] | None,
 ) -> tuple[BuildPlan, BuildOptions, list[BlockTask]]:
     """The plan, the options resolved for its size, and its shard-aligned block tasks."""
-    plan = make_plan(export.table, options, export.rejects, export.rows_read)
+    # Rejects name the column the labels came from (an EcoTaxa export's fallback included).
+    named = (
+        replace(options, label_column=export.label_column)
+        if export.layout == ECOTAXA_LAYOUT
+        else options
+    )
+    plan = make_plan(export.table, named, export.rejects, export.rows_read)
     options = options.resolved(len(plan.samples))
     if not len(plan.samples):
         raise ExportError(
