@@ -204,3 +204,28 @@ def test_evaluate_and_explore_read_an_ecotaxa_export(
     assert "Report:" in output
     report = (out / "report.md").read_text()
     assert "ecotaxa export" in report and "object_annotation_category" in report
+
+
+def test_ingest_takes_an_ecotaxa_export_with_its_own_status_choice(
+    demo_flowcam: Path, tmp_path: Path, dask_client
+) -> None:
+    from jobs.ingest import ingest_command
+
+    rows = flowcam_to_ecotaxa(demo_flowcam, tmp_path / "all", dubious_every=4)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    for folder in sorted((tmp_path / "all").iterdir()):
+        folder.rename((first if folder.name == "sample_0" else second) / folder.name)
+    store = str(tmp_path / "store.zarr")
+    invoke(build_store_command, [str(first), store, *BUILD_ARGS], dask_client)
+    before = open_store(store).n_samples
+    output = invoke(
+        ingest_command, [store, str(second), "--status", "validated,dubious"], dask_client
+    )
+    assert "Version" in output and "0 duplicates skipped" in output
+    later = rows[rows["sample_id"] != "sample_0"]
+    objids = open_store(store).array(fmt.OBJID)[:]
+    new = set(objids[before:][objids[before:] > 0].tolist())
+    dubious = later[later["object_annotation_status"] == "dubious"]["object_id"].astype(int)
+    assert set(dubious) & new and new <= set(later["object_id"].astype(int))

@@ -244,3 +244,26 @@ def test_integer_object_ids_are_the_objids_and_match_the_flowcam_layout(
     export = read_export(root)
     assert export.table["objid"].tolist() == [12, 7]
     assert export.rejects["objid"].tolist() == [9]
+
+
+def test_an_ecotaxa_export_at_a_url_reads_like_the_local_one(
+    demo_flowcam: Path, tmp_path: Path
+) -> None:
+    import fsspec
+
+    flowcam_to_ecotaxa(demo_flowcam, tmp_path / "eco", integer_ids=False)
+    zip_folder(tmp_path / "eco", tmp_path / "eco.zip")
+    fs = fsspec.filesystem("memory")
+    try:
+        fs.put(str(tmp_path / "eco"), "/eco-tests/folder", recursive=True)
+        fs.put(str(tmp_path / "eco.zip"), "/eco-tests/eco.zip")
+        local = read_export(tmp_path / "eco")
+        for url in ["memory://eco-tests/folder", "memory://eco-tests/eco.zip"]:
+            remote = read_export(url)
+            assert remote.layout == "ecotaxa" and remote.root == url
+            assert remote.table.equals(local.table)
+            assert remote.features["ecotaxa"].equals(local.features["ecotaxa"])
+            for ref in local.table["image"][:3]:
+                assert remote.fetcher.fetch(ref) == local.fetcher.fetch(ref)
+    finally:
+        fs.rm("/eco-tests", recursive=True)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from plankton_store.io import Export, ExportError, read_export
+from plankton_store.io import ECOTAXA_LAYOUT, Export, ExportError, read_export
 from plankton_store.store import format as fmt
 from plankton_store.store._block import (
     BlockResult,
@@ -178,6 +178,8 @@ def plan_ingest(st: PlanktonStore, export: Export, options: BuildOptions) -> Ing
     from the first shard boundary after the committed samples."""
     table, duplicates = _drop_duplicates(st, export)
     if len(table):
+        if export.layout == ECOTAXA_LAYOUT:  # rejects name the column the labels came from
+            options = replace(options, label_column=export.label_column)
         plan = make_plan(table, options, export.rejects, export.rows_read)
     else:
         columns = ["objid", "label", "split", "source_objid", "augmentation", "image", "row"]
