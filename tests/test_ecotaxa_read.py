@@ -98,6 +98,13 @@ def test_a_malformed_type_row_is_rejected_not_read_as_data(
     assert export.features["ecotaxa"]["object_area"].tolist() == [1.5]
 
 
+
+def test_a_data_row_with_one_bracketed_value_is_data() -> None:
+    table = read_ecotaxa_table(b"object_id\tobject_note\tobject_area\na\t[sic]\t2\n")
+    assert table.types is None and table.reasons == [""]
+    assert table.frame["object_note"].tolist() == ["[sic]"]
+
+
 def test_a_non_number_in_a_float_column_rejects_its_row_naming_the_column(
     tmp_path: Path,
 ) -> None:

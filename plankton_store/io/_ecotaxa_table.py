@@ -56,10 +56,17 @@ def _split(text: str) -> tuple[list[str], list[list[str]]]:
     return header, [line.split("\t") for line in lines[1:] if line.strip(" \t")]
 
 
+def _looks_typed(cells: list[str]) -> bool:
+    """Whether a row is meant as a type row: at least half its cells look like types (a
+    data row with one bracketed value is still data)."""
+    typed = sum(bool(_LOOKS_TYPED.match(c.strip())) for c in cells)
+    return typed > 0 and 2 * typed >= len(cells)
+
+
 def read_ecotaxa_table(data: bytes) -> EcoTaxaTable:
     """Parse one EcoTaxa table's bytes.
 
-    A second row whose cells look like types (``[...]``) is the type row: well-formed when
+    A second row whose cells mostly look like types (``[...]``) is the type row: well-formed when
     it has one ``[t]`` or ``[f]`` per column, else it is kept as a row with the reason
     "malformed type row". A row with more cells than column names has a reason; a shorter
     one is padded with empty cells. A non-number in an ``[f]`` column gives its row a reason
@@ -78,7 +85,7 @@ def read_ecotaxa_table(data: bytes) -> EcoTaxaTable:
     n = len(header)
     types: list[str] | None = None
     first_reason = ""
-    if cells and any(_LOOKS_TYPED.match(c.strip()) for c in cells[0]):
+    if cells and _looks_typed(cells[0]):
         row = [c.strip().lower() for c in cells[0]]
         if len(row) == n and all(c in (TEXT_TYPE, FLOAT_TYPE) for c in row):
             types, cells = row, cells[1:]
