@@ -98,7 +98,6 @@ def test_a_malformed_type_row_is_rejected_not_read_as_data(
     assert export.features["ecotaxa"]["object_area"].tolist() == [1.5]
 
 
-
 def test_a_data_row_with_one_bracketed_value_is_data() -> None:
     table = read_ecotaxa_table(b"object_id\tobject_note\tobject_area\na\t[sic]\t2\n")
     assert table.types is None and table.reasons == [""]
@@ -185,6 +184,7 @@ def test_zip_members_outside_their_folder_are_rejected(tmp_path: Path) -> None:
         "b\t../up.jpg\tvalidated\tcopepod",
         "c\t/etc/abs.jpg\tvalidated\tcopepod",
         "d\tsub/../../up.jpg\tvalidated\tcopepod",
+        "e\t./ok.jpg\tvalidated\tcopepod",  # stays in its folder
     ]
     with zipfile.ZipFile(out, "w") as zf:
         zf.writestr("s/ecotaxa_s.tsv", "\n".join(lines) + "\n")
@@ -192,7 +192,8 @@ def test_zip_members_outside_their_folder_are_rejected(tmp_path: Path) -> None:
         for name in ["s/ok.jpg", "up.jpg", "/etc/abs.jpg", "ok.jpg"]:
             zf.writestr(name, image)
     export = read_export(out)
-    assert export.table["object_id"].tolist() == ["a"]
+    assert export.table["object_id"].tolist() == ["a", "e"]
+    assert export.table["image"].tolist() == ["s/ok.jpg", "s/ok.jpg"]
     reasons = export.rejects["reason"].tolist()
     assert reasons == [
         "../ecotaxa_evil.tsv: the table lies outside the export",
@@ -200,7 +201,7 @@ def test_zip_members_outside_their_folder_are_rejected(tmp_path: Path) -> None:
         "s/ecotaxa_s.tsv: img_file_name '/etc/abs.jpg' leaves the table's folder",
         "s/ecotaxa_s.tsv: img_file_name 'sub/../../up.jpg' leaves the table's folder",
     ]
-    assert export.rows_read == 5
+    assert export.rows_read == 6
 
 
 def test_numeric_object_columns_become_the_ecotaxa_feature_table(

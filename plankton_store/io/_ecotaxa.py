@@ -124,7 +124,8 @@ def _table_rows(
     file_names = frame.get("img_file_name", pd.Series([""] * len(frame), dtype=str)).str.strip()
     images, out = [], []
     for why, object_id, name in zip(reasons, frame["object_id"], file_names, strict=True):
-        image = posixpath.join(folder, name) if name and not _is_unsafe(name) else ""
+        safe = name and not _is_unsafe(name)
+        image = posixpath.normpath(posixpath.join(folder, name)) if safe else ""
         if why:
             out.append(f"{where}: {why}")
         elif not object_id.strip():
