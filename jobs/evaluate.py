@@ -86,7 +86,8 @@ def evaluate_command(
 
     Writes per_class.csv, summary.json, report.md (worst classes first), confusion.png,
     per_class_f1.png and predictions.csv into --out. A model trained on another class list
-    is refused.
+    is refused. An EcoTaxa export (folder or .zip) is scored on the rows whose status is in
+    --status.
     """
     try:
         need_dask = check_evaluation(source, model_dir)

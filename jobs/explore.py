@@ -45,7 +45,8 @@ def explore_command(
 ) -> None:
     """Explore SOURCE (export, image folder or store): counts, sizes, examples per class.
 
-    Writes report.md with PNGs and CSVs into --out.
+    Writes report.md with PNGs and CSVs into --out. An EcoTaxa export may be a folder or a
+    .zip; its rows whose status is not in --status count as unlabelled.
     """
     try:
         if is_store(source):  # a store's sizes are arrays of its own: no cluster needed
