@@ -254,7 +254,11 @@ def read_ecotaxa_export(
     ExportError
         ``path`` is neither a folder nor a zip, or holds no EcoTaxa table.
     """
-    files = _open_files(path, storage_options)
+    return _read_files(_open_files(path, storage_options), label_column, statuses)
+
+
+def _read_files(files: _Files, label_column: str, statuses: Sequence[str]) -> Export:
+    """:func:`read_ecotaxa_export` of the export whose files were listed."""
     tables = find_ecotaxa_tables(files.names)
     if not tables:
         raise ExportError(

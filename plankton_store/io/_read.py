@@ -17,7 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from plankton_store.io._ecotaxa import find_ecotaxa_tables, is_ecotaxa_zip, read_ecotaxa_export
+from plankton_store.io._ecotaxa import (
+    _open_files,
+    _read_files,
+    find_ecotaxa_tables,
+    is_ecotaxa_zip,
+    read_ecotaxa_export,
+)
 from plankton_store.io._export import Export, ExportError
 from plankton_store.io._flowcam import read_flowcam_export
 from plankton_store.io._folder import read_image_folder
@@ -87,8 +93,9 @@ def read_export(
         )
     if folder.is_file(META_FILE):
         return read_flowcam_export(path, label_column, storage_options, executor)
-    if find_ecotaxa_tables([name for name, _ in folder.walk_files()]):
-        return read_ecotaxa_export(path, label_column, statuses, storage_options)
+    files = _open_files(path, storage_options)  # one walk of the folder serves the reader
+    if find_ecotaxa_tables(files.names):
+        return _read_files(files, label_column, statuses)
     # imgs.zip, feature tables or a lone imgs/ folder say "FlowCam export", whose
     # meta.csv is missing; reading it as an image folder would silently invent labels.
     children = folder.children()
