@@ -19,7 +19,13 @@ from plankton_store.cluster import (
     dask_client,
     load_cluster_config,
 )
-from plankton_store.io import Taxonomy, TaxonomyError, read_taxonomy_map
+from plankton_store.io import (
+    ECOTAXA_STATUSES,
+    ECOTAXA_TRUSTED_STATUSES,
+    Taxonomy,
+    TaxonomyError,
+    read_taxonomy_map,
+)
 
 #: The --model option of the jobs that use a trained model (evaluate, predict).
 model_dir_option = click.option(
@@ -42,6 +48,40 @@ tta_option = click.option(
 seed_option = click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of every random choice."
 )
+
+
+def _parse_statuses(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    """``"validated,dubious"`` -> ``("validated", "dubious")``; unknown statuses refused."""
+    if value is None:
+        return None
+    statuses = tuple(dict.fromkeys(s.strip().lower() for s in value.split(",") if s.strip()))
+    unknown = [s for s in statuses if s not in ECOTAXA_STATUSES]
+    if unknown or not statuses:
+        raise click.BadParameter(
+            f"{value!r}: give a comma-separated few of {', '.join(ECOTAXA_STATUSES)}"
+        )
+    return statuses
+
+
+def status_option(default_help: str) -> Callable[[Callable], Callable]:
+    """The --status option of the jobs that read labelled EcoTaxa exports; None when not
+    given (``default_help`` says what that means for the job)."""
+    return click.option(
+        "--status",
+        "statuses",
+        metavar="STATUS[,STATUS]",
+        default=None,
+        callback=_parse_statuses,
+        help="EcoTaxa TSV exports: the object_annotation_status values whose labels are "
+        f"ground truth, e.g. validated,dubious [default: {default_help}]. Other rows are "
+        "rejected by build-store and ingest, left unlabelled by evaluate and explore.",
+    )
+
+
+#: The --status default of the jobs that read an export directly.
+DEFAULT_STATUSES = ECOTAXA_TRUSTED_STATUSES
 
 
 def cluster_options(func: Callable) -> Callable:

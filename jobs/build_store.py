@@ -7,13 +7,15 @@ from pathlib import Path
 import click
 
 from jobs._options import (
+    DEFAULT_STATUSES,
     cluster_options,
     job_client,
     seed_option,
+    status_option,
     taxonomy_from_options,
     taxonomy_options,
 )
-from plankton_store.io import RESIZE_MODES, ExportError, is_url, parse_size
+from plankton_store.io import RESIZE_MODES, ExportError, is_ecotaxa_zip, is_url, parse_size
 from plankton_store.store import (
     DEFAULT_AUGMENTATIONS,
     DEFAULT_DROP_CLASSES,
@@ -114,6 +116,7 @@ from plankton_store.store import (
     show_default=True,
     help="Samples per chunk inside a shard (the unit a reader decompresses).",
 )
+@status_option("validated")
 @seed_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at STORE.")
 @click.option(
@@ -141,6 +144,7 @@ def build_store_command(
     compute_features: bool,
     block_size: int | None,
     chunk_size: int,
+    statuses: tuple[str, ...] | None,
     seed: int,
     overwrite: bool,
     resume: bool,
@@ -151,12 +155,14 @@ def build_store_command(
     """Build a chunked Zarr v3 feature store from an export in SOURCE, written to STORE.
 
     SOURCE is a FlowCam/EcoTaxa export folder (meta.csv + imgs.zip or imgs/, optional
-    features_*.csv.gz) or an image folder (SOURCE/CLASS/IMAGE). SOURCE and STORE are paths
-    or fsspec URLs (s3://bucket/store.zarr); endpoint and credentials come from the fsspec
-    configuration (e.g. AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, FSSPEC_S3_ENDPOINT_URL), which
-    the Dask workers need too. Rows that are not stored are listed with their reason in
-    STORE.rejects.csv. --lineage-level and --taxonomy-map regroup the labels before
-    --drop-class applies (docs/taxonomy.md); the store records the regrouping.
+    features_*.csv.gz), an EcoTaxa TSV export (a folder or .zip of ecotaxa*.tsv tables and
+    their images; docs/ecotaxa.md) or an image folder (SOURCE/CLASS/IMAGE). SOURCE and
+    STORE are paths or fsspec URLs (s3://bucket/store.zarr); endpoint and credentials come
+    from the fsspec configuration (e.g. AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    FSSPEC_S3_ENDPOINT_URL), which the Dask workers need too. Rows that are not stored are
+    listed with their reason in STORE.rejects.csv. --lineage-level and --taxonomy-map
+    regroup the labels before --drop-class applies (docs/taxonomy.md); the store records
+    the regrouping.
     """
     taxonomy = taxonomy_from_options(taxonomy_map, lineage_level)
     try:
@@ -174,13 +180,14 @@ def build_store_command(
             chunk_size=min(chunk_size, block_size or chunk_size),
             seed=seed,
             compute_features=compute_features,
+            statuses=statuses or DEFAULT_STATUSES,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if overwrite and resume:
         raise click.UsageError("--overwrite and --resume exclude each other")
-    if not is_url(source) and not Path(source).is_dir():
-        raise click.BadParameter(f"{source}: no such folder", param_hint="'SOURCE'")
+    if not is_url(source) and not Path(source).is_dir() and not is_ecotaxa_zip(source):
+        raise click.BadParameter(f"{source}: no such folder or .zip", param_hint="'SOURCE'")
     state = store_state(store)
     if state is not None and not (overwrite or resume):
         raise click.UsageError(

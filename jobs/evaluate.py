@@ -11,9 +11,11 @@ from pathlib import Path
 import click
 
 from jobs._options import (
+    DEFAULT_STATUSES,
     cluster_options,
     job_client,
     model_dir_option,
+    status_option,
     taxonomy_from_options,
     taxonomy_options,
     tta_option,
@@ -31,7 +33,7 @@ from plankton_store.store import StoreFormatError
 
 
 @click.command("evaluate")
-@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("source", type=click.Path(exists=True))
 @model_dir_option
 @click.option(
     "--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Store split."
@@ -66,6 +68,7 @@ from plankton_store.store import StoreFormatError
     help="Comma-separated class-name fragments left out of living_macro_f1.",
 )
 @taxonomy_options
+@status_option("validated")
 @cluster_options
 def evaluate_command(
     source: str,
@@ -79,6 +82,7 @@ def evaluate_command(
     non_living: str,
     taxonomy_map: str | None,
     lineage_level: int | None,
+    statuses: tuple[str, ...] | None,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -88,7 +92,8 @@ def evaluate_command(
     Writes per_class.csv, summary.json, report.md (worst classes first), confusion.png,
     per_class_f1.png and predictions.csv into --out. A model trained on another class list
     is refused. An export's labels are regrouped as the model's training store's were
-    (its --taxonomy-map / --lineage-level), unless those options are given here.
+    (its --taxonomy-map / --lineage-level), unless those options are given here. An
+    EcoTaxa export (folder or .zip) is scored on the rows whose status is in --status.
     """
     try:
         need_dask = check_evaluation(source, model_dir)
@@ -101,6 +106,7 @@ def evaluate_command(
         "non_living": tuple(non_living.split(",")),
         "all_samples": all_samples,
         "taxonomy": taxonomy_from_options(taxonomy_map, lineage_level),
+        "statuses": statuses or DEFAULT_STATUSES,
     }
     try:
         if need_dask:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import click
 
-from jobs._options import cluster_options, job_client
+from jobs._options import DEFAULT_STATUSES, cluster_options, job_client, status_option
 from plankton_store.io import ExportError
 from plankton_store.report import explore
 from plankton_store.store import StoreFormatError, is_store
 
 
 @click.command("explore")
-@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("source", type=click.Path(exists=True))
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder."
 )
@@ -30,6 +30,7 @@ from plankton_store.store import StoreFormatError, is_store
     help="Examples per class.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the example choice.")
+@status_option("validated")
 @cluster_options
 def explore_command(
     source: str,
@@ -37,20 +38,30 @@ def explore_command(
     label_column: str,
     per_class: int,
     seed: int,
+    statuses: tuple[str, ...] | None,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
 ) -> None:
     """Explore SOURCE (export, image folder or store): counts, sizes, examples per class.
 
-    Writes report.md with PNGs and CSVs into --out.
+    Writes report.md with PNGs and CSVs into --out. An EcoTaxa export may be a folder or a
+    .zip; its rows whose status is not in --status count as unlabelled.
     """
     try:
         if is_store(source):  # a store's sizes are arrays of its own: no cluster needed
             report = explore(source, out_dir, label_column, None, per_class, seed)
         else:
             with job_client(workers, scheduler, cluster_config) as client:
-                report = explore(source, out_dir, label_column, client, per_class, seed)
+                report = explore(
+                    source,
+                    out_dir,
+                    label_column,
+                    client,
+                    per_class,
+                    seed,
+                    statuses=statuses or DEFAULT_STATUSES,
+                )
     except (ExportError, StoreFormatError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Report: {report}")

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import click
 
-from jobs._options import cluster_options, job_client, taxonomy_from_options, taxonomy_options
-from plankton_store.io import ExportError, is_url
+from jobs._options import (
+    cluster_options,
+    job_client,
+    status_option,
+    taxonomy_from_options,
+    taxonomy_options,
+)
+from plankton_store.io import ExportError, is_ecotaxa_zip, is_url
 from plankton_store.store import (
     IncompleteStoreError,
     IngestStateError,
@@ -26,6 +32,7 @@ from plankton_store.store import (
     help="Finish an ingest of SOURCE that was interrupted: only its blocks never written are run.",
 )
 @taxonomy_options
+@status_option("the statuses the store was built with")
 @cluster_options
 def ingest_command(
     store: str,
@@ -33,6 +40,7 @@ def ingest_command(
     resume: bool,
     taxonomy_map: str | None,
     lineage_level: int | None,
+    statuses: tuple[str, ...] | None,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -49,12 +57,18 @@ def ingest_command(
     another regrouping is refused.
     """
     taxonomy = taxonomy_from_options(taxonomy_map, lineage_level)
-    if not is_url(source) and not Path(source).is_dir():
-        raise click.BadParameter(f"{source}: no such folder", param_hint="'SOURCE'")
+    if not is_url(source) and not Path(source).is_dir() and not is_ecotaxa_zip(source):
+        raise click.BadParameter(f"{source}: no such folder or .zip", param_hint="'SOURCE'")
     with job_client(workers, scheduler, cluster_config) as client:
         try:
             summary = ingest_store(
-                store, source, client, resume=resume, echo=click.echo, taxonomy=taxonomy
+                store,
+                source,
+                client,
+                resume=resume,
+                echo=click.echo,
+                statuses=statuses,
+                taxonomy=taxonomy,
             )
         except (StoreFormatError, IncompleteStoreError) as exc:
             raise click.UsageError(str(exc)) from None

@@ -21,7 +21,7 @@ from plankton_store.ml import (
 
 
 @click.command("predict")
-@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("source", type=click.Path(exists=True))
 @model_dir_option
 @click.option(
     "--out",
@@ -87,13 +87,15 @@ def predict_command(
     scheduler: str | None,
     cluster_config: str | None,
 ) -> None:
-    """Classify the images of SOURCE (export or image folder, labels not needed).
+    """Classify the images of SOURCE (export, EcoTaxa folder or .zip, or image folder; labels
+    not needed).
 
     Writes objid, image, predicted class, its probability and the top 3 classes
     ("a:0.71|b:0.20|c:0.05") per image, in input order, plus the label when SOURCE has
-    labels. With --format ecotaxa, OUT is a zip holding ecotaxa_predictions.tsv, ready to
-    import into EcoTaxa, and OUT-stem.api.csv beside it holds the same predictions for
-    EcoTaxa's API (docs/ecotaxa.md). Unreadable images are listed in OUT-stem.rejects.csv.
+    labels (and an EcoTaxa export's text object_id). With --format ecotaxa, OUT is a zip
+    holding ecotaxa_predictions.tsv, ready to import into EcoTaxa, and OUT-stem.api.csv
+    beside it holds the same predictions for EcoTaxa's API (docs/ecotaxa.md). Unreadable
+    images are listed in OUT-stem.rejects.csv.
     """
     try:
         read_model_info(model_dir)

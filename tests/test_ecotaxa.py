@@ -252,9 +252,9 @@ def test_read_ecotaxa_export_wider_statuses_and_type_row_detection(tmp_path: Pat
     root = write_ecotaxa_export(tmp_path / "eco")
     export = read_ecotaxa_export(root, statuses=("validated", "dubious"))
     assert export.table["label"].tolist() == ["copepod", pd.NA, "diatom", "copepod"]
-    frame, types = read_ecotaxa_table((root / "sample_a" / "ecotaxa_a.tsv").read_bytes())
+    frame, types, _ = read_ecotaxa_table((root / "sample_a" / "ecotaxa_a.tsv").read_bytes())
     assert types == ["[t]", "[t]", "[f]", "[t]", "[t]", "[f]"] and len(frame) == 5
-    frame, types = read_ecotaxa_table((root / "two/sample_b/ecotaxa_b.txt").read_bytes())
+    frame, types, _ = read_ecotaxa_table((root / "two/sample_b/ecotaxa_b.txt").read_bytes())
     assert types is None and frame["object_id"].tolist() == ["007", "008"]
 
 

@@ -18,9 +18,10 @@ from plankton_store.io._computed import (
 )
 from plankton_store.io._ecotaxa import (
     find_ecotaxa_tables,
+    is_ecotaxa_zip,
     read_ecotaxa_export,
-    read_ecotaxa_table,
 )
+from plankton_store.io._ecotaxa_table import EcoTaxaTable, read_ecotaxa_table
 from plankton_store.io._ecotaxa_write import (
     PREDICTED_STATUS,
     check_ecotaxa_limits,
@@ -56,11 +57,13 @@ from plankton_store.io._images import (
 from plankton_store.io._layout import (
     ECOTAXA_API_COLUMNS,
     ECOTAXA_API_SUFFIX,
+    ECOTAXA_FEATURES,
     ECOTAXA_HIERARCHY_COLUMN,
     ECOTAXA_LABEL_COLUMN,
     ECOTAXA_LAYOUT,
     ECOTAXA_PREDICTIONS_FILE,
     ECOTAXA_STATUS_COLUMN,
+    ECOTAXA_STATUSES,
     ECOTAXA_TABLE,
     ECOTAXA_TRUSTED_STATUSES,
     FEATURE_FILE,
@@ -95,9 +98,11 @@ __all__ = [
     "ECOTAXA_API_COLUMNS",
     "ECOTAXA_API_SUFFIX",
     "ECOTAXA_HIERARCHY_COLUMN",
+    "ECOTAXA_FEATURES",
     "ECOTAXA_LABEL_COLUMN",
     "ECOTAXA_LAYOUT",
     "ECOTAXA_PREDICTIONS_FILE",
+    "ECOTAXA_STATUSES",
     "ECOTAXA_STATUS_COLUMN",
     "ECOTAXA_TABLE",
     "ECOTAXA_TRUSTED_STATUSES",
@@ -121,6 +126,7 @@ __all__ = [
     "TAXONOMY_MAP_COLUMNS",
     "TAXO_FILE",
     "ZIP_NAME",
+    "EcoTaxaTable",
     "Export",
     "ExportError",
     "ImageDecodeError",
@@ -144,6 +150,7 @@ __all__ = [
     "find_ecotaxa_tables",
     "image_features",
     "image_member",
+    "is_ecotaxa_zip",
     "is_url",
     "lineage_column",
     "object_mask",

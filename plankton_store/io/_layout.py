@@ -9,7 +9,8 @@ FlowCam / EcoTaxa layout::
         features_skimage.csv.gz   optional
         taxo.csv                  optional, not read: the taxonomy of the labels
 
-EcoTaxa TSV layout (read by :func:`plankton_store.io.read_ecotaxa_export`)::
+EcoTaxa TSV layout (read by :func:`plankton_store.io.read_ecotaxa_export`), a folder or
+a ``.zip``::
 
     export/<any>/ecotaxa*.tsv     object_id, img_file_name, object_annotation_status,
                                   object_annotation_category, ... (or ecotaxa*.txt)
@@ -59,6 +60,10 @@ LINEAGE_SEPARATOR = ">"
 META_LINEAGE_SEPARATOR = "/"
 #: The columns of a ``--taxonomy-map`` CSV.
 TAXONOMY_MAP_COLUMNS = ("from", "to")
+#: The statuses an EcoTaxa object can have (``--status`` takes a comma-separated few).
+ECOTAXA_STATUSES = ("predicted", "validated", "dubious")
+#: Name of the feature table holding an EcoTaxa export's numeric free ``object_*`` columns.
+ECOTAXA_FEATURES = "ecotaxa"
 
 META_FILE = "meta.csv"
 ZIP_NAME = "imgs.zip"

@@ -10,18 +10,31 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from plankton_store.io._ecotaxa import find_ecotaxa_tables, read_ecotaxa_export
+from plankton_store.io._ecotaxa import (
+    _open_files,
+    _read_files,
+    find_ecotaxa_tables,
+    is_ecotaxa_zip,
+    read_ecotaxa_export,
+)
 from plankton_store.io._export import Export, ExportError
 from plankton_store.io._flowcam import read_flowcam_export
 from plankton_store.io._folder import read_image_folder
 from plankton_store.io._fs import _Folder, _join
-from plankton_store.io._layout import FEATURE_FILE, IMAGES_DIR, META_FILE, ZIP_NAME
+from plankton_store.io._layout import (
+    ECOTAXA_TRUSTED_STATUSES,
+    FEATURE_FILE,
+    IMAGES_DIR,
+    META_FILE,
+    ZIP_NAME,
+)
 from plankton_store.io._meta import _delimiter
 
 __all__ = ["read_export", "read_source"]
@@ -32,14 +45,16 @@ def read_export(
     label_column: str = "level2",
     storage_options: dict[str, Any] | None = None,
     executor: Executor | None = None,
+    statuses: Sequence[str] = ECOTAXA_TRUSTED_STATUSES,
 ) -> Export:
     """Read an export, detecting its layout.
 
-    A folder with ``meta.csv`` is a FlowCam / EcoTaxa export; a local folder holding
-    ``ecotaxa*.tsv|txt`` tables is an EcoTaxa TSV export (:func:`read_ecotaxa_export`,
-    labels from ``label_column`` if the tables have it, else
-    ``object_annotation_category``, validated rows only); any other folder is read as an
-    image folder (class sub-folders of images, or images directly in it).
+    A folder with ``meta.csv`` is a FlowCam / EcoTaxa export; a ``.zip`` file, or a folder
+    holding ``ecotaxa*.tsv|txt`` tables at any depth, is an EcoTaxa TSV export
+    (:func:`read_ecotaxa_export`, labels from ``label_column`` if the tables have it, else
+    ``object_annotation_category``, on the rows whose status is in ``statuses``); any other
+    folder is read as an image folder (class sub-folders of images, or images directly in
+    it).
 
     Parameters
     ----------
@@ -52,6 +67,9 @@ def read_export(
     executor : concurrent.futures.Executor, optional
         Other processes (a Dask client's ``get_executor()``) that read a FlowCam export's
         zip directory and feature tables while this one reads meta.csv.
+    statuses : sequence of str, default ("validated",)
+        EcoTaxa TSV export only: the ``object_annotation_status`` values whose labels are
+        ground truth.
 
     Returns
     -------
@@ -63,17 +81,21 @@ def read_export(
         Not a folder, a FlowCam export without meta.csv, or a structural problem found by
         :func:`read_flowcam_export` or :func:`read_image_folder`.
     """
+    if is_ecotaxa_zip(path, storage_options):
+        return read_ecotaxa_export(path, label_column, statuses, storage_options)
     folder = _Folder(path, storage_options)
     # Messages name the folder as the user gave it.
     root = os.fspath(path).rstrip("/") if folder.fs is not None else str(Path(path))
     if not folder.is_dir():
         raise ExportError(
-            f"{root}: no such folder; give the folder of a FlowCam export or of images"
+            f"{root}: no such folder; give the folder of a FlowCam export or of images, "
+            "or an EcoTaxa export (folder or .zip)"
         )
     if folder.is_file(META_FILE):
         return read_flowcam_export(path, label_column, storage_options, executor)
-    if folder.fs is None and find_ecotaxa_tables(path):
-        return read_ecotaxa_export(path, label_column)
+    files = _open_files(path, storage_options)  # one walk of the folder serves the reader
+    if find_ecotaxa_tables(files.names):
+        return _read_files(files, label_column, statuses)
     # imgs.zip, feature tables or a lone imgs/ folder say "FlowCam export", whose
     # meta.csv is missing; reading it as an image folder would silently invent labels.
     children = folder.children()
@@ -88,8 +110,15 @@ def read_export(
     return read_image_folder(path, storage_options=storage_options)
 
 
-def read_source(source: str | os.PathLike[str], label_column: str) -> tuple[Export, bool]:
+def read_source(
+    source: str | os.PathLike[str],
+    label_column: str,
+    statuses: Sequence[str] = ECOTAXA_TRUSTED_STATUSES,
+) -> tuple[Export, bool]:
     """Read an export to classify or score: unlike :func:`read_export`, labels are optional.
+
+    ``statuses`` are those of an EcoTaxa TSV export's rows whose labels count (see
+    :func:`read_export`); the other rows are read unlabelled.
 
     Returns
     -------
@@ -98,7 +127,7 @@ def read_source(source: str | os.PathLike[str], label_column: str) -> tuple[Expo
         Whether any row has a label (a FlowCam export without ``label_column`` has none).
     """
     meta = Path(source) / META_FILE
-    if meta.is_file():
+    if not is_ecotaxa_zip(source) and meta.is_file():
         with open(meta, newline="", encoding="utf-8-sig", errors="replace") as f:
             first = f.readline()
         header = next(csv.reader([first], delimiter=_delimiter(first)), [])
@@ -107,5 +136,5 @@ def read_source(source: str | os.PathLike[str], label_column: str) -> tuple[Expo
             export = read_export(source, label_column="objid")
             export.table["label"] = pd.array([pd.NA] * len(export.table), dtype="string")
             return export, False
-    export = read_export(source, label_column=label_column)
+    export = read_export(source, label_column=label_column, statuses=statuses)
     return export, bool(export.table["label"].notna().any())

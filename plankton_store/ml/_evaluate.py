@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 
 from plankton_store.cluster import run_blocks
-from plankton_store.io import ExportError, Taxonomy, read_source, regroup
+from plankton_store.io import (
+    ECOTAXA_TRUSTED_STATUSES,
+    ExportError,
+    Taxonomy,
+    read_source,
+    regroup,
+)
 from plankton_store.ml._inference import (
     cached_model,
     inputs_from_store,
@@ -134,6 +140,7 @@ def evaluate(
     use_thresholds: bool = True,
     non_living: tuple[str, ...] = DEFAULT_NON_LIVING,
     taxonomy: Taxonomy | None = None,
+    statuses: tuple[str, ...] = ECOTAXA_TRUSTED_STATUSES,
 ) -> Evaluation:
     """Score a model on a store split or a labelled export and write the report folder.
 
@@ -163,6 +170,8 @@ def evaluate(
     taxonomy
         Export only: how to regroup the export's labels before scoring; None: as the
         model's training store did (``model.json``'s ``taxonomy``).
+    statuses
+        EcoTaxa TSV export only: the statuses whose labels are scored.
 
     Raises
     ------
@@ -180,7 +189,7 @@ def evaluate(
         if client is None:
             raise ValueError("scoring an export needs a Dask client")
         y_true, proba, ids, data, data_notes = _score_export(
-            source, info, client, tta, skip_unknown_labels, progress, echo, taxonomy
+            source, info, client, tta, skip_unknown_labels, progress, echo, taxonomy, statuses
         )
     notes += data_notes
     y_pred = np.argmax(proba, axis=1)
@@ -267,10 +276,11 @@ def _score_export(
     progress: bool,
     echo: Callable[[str], None],
     taxonomy: Taxonomy | None = None,
+    statuses: tuple[str, ...] = ECOTAXA_TRUSTED_STATUSES,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict[str, Any], list[str]]:
     """Labels, probabilities, image ids, data description and notes of a labelled export,
     its labels regrouped as the model's store's (or by ``taxonomy``)."""
-    export, has_labels = read_source(source, info.label_column)
+    export, has_labels = read_source(source, info.label_column, statuses)
     grouping = taxonomy if taxonomy is not None else Taxonomy.from_attrs(info.taxonomy)
     notes = []
     if not grouping.is_identity:

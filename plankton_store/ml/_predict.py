@@ -322,7 +322,8 @@ def predict_source(
         Apply MODEL_DIR's thresholds.json when present: a prediction under its class's
         threshold becomes ``unclassified``, its best guess kept in ``best_guess``.
     keep_columns
-        Source metadata columns (e.g. ``sample_id``) copied into the predictions.
+        Source metadata columns (e.g. ``sample_id``) copied into the predictions; an
+        EcoTaxa TSV export's text ``object_id`` is always copied.
     out_format
         One of :data:`PREDICTION_FORMATS`.
     gallery
@@ -351,6 +352,8 @@ def predict_source(
     )
     thresholds = load_thresholds(model_dir, info.class_names) if use_thresholds else None
     frame = mark_unclassified(frame, classified.proba, thresholds)
+    if export.layout == ECOTAXA_LAYOUT and "object_id" not in keep_columns:
+        keep_columns = ("object_id", *keep_columns)  # the text id EcoTaxa knows the object by
     frame = keep_source_columns(frame, export.table[classified.ok], keep_columns)
     ids = export.table.get("object_id")
     if ids is not None:

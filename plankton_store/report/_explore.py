@@ -21,6 +21,7 @@ from PIL import Image
 
 from plankton_store.cluster import run_blocks
 from plankton_store.io import (
+    ECOTAXA_TRUSTED_STATUSES,
     Export,
     ImageDecodeError,
     Taxonomy,
@@ -115,9 +116,11 @@ def explore_export(
     client: Any = None,
     per_class: int = 8,
     seed: int = 0,
+    statuses: tuple[str, ...] = ECOTAXA_TRUSTED_STATUSES,
 ) -> Exploration:
-    """Explore an export or image folder (labels optional)."""
-    export, _ = read_source(source, label_column)
+    """Explore an export or image folder (labels optional; an EcoTaxa TSV export's labels
+    of the rows whose status is in ``statuses``)."""
+    export, _ = read_source(source, label_column, statuses)
     table = export.table
     labels = table["label"].astype("string").fillna(NO_LABEL).astype(str)
     hw = _export_sizes(export, client)
@@ -301,11 +304,13 @@ def explore(
     client: Any = None,
     per_class: int = 8,
     seed: int = 0,
+    statuses: tuple[str, ...] = ECOTAXA_TRUSTED_STATUSES,
 ) -> Path:
     """Explore a store, an export or an image folder and write the report into ``out_dir``;
-    returns the path of ``report.md``. ``client`` (Dask) reads an export's image headers."""
+    returns the path of ``report.md``. ``client`` (Dask) reads an export's image headers;
+    ``statuses`` are the EcoTaxa statuses whose labels count (EcoTaxa TSV exports)."""
     if is_store(source):
         exploration = explore_store(str(source), per_class, seed)
     else:
-        exploration = explore_export(source, label_column, client, per_class, seed)
+        exploration = explore_export(source, label_column, client, per_class, seed, statuses)
     return write_exploration(exploration, out_dir) / EXPLORE_FILES[0]

@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import fsspec
@@ -177,6 +177,7 @@ def build_store(
         source,
         label_column=options.label_column,
         storage_options=source_storage_options,
+        statuses=options.statuses,
         # The workers, idle until the plan is made, list the zip and parse feature tables.
         executor=client.get_executor(pure=False),
     )
@@ -228,7 +229,13 @@ def _plan_blocks(
     storage_options: dict[str, Any] | None,
 ) -> tuple[BuildPlan, BuildOptions, list[BlockTask]]:
     """The plan, the options resolved for its size, and its shard-aligned block tasks."""
-    plan = make_plan(export.table, options, export.rejects, export.rows_read)
+    # Rejects name the column the labels came from (an EcoTaxa export's fallback included).
+    named = (
+        replace(options, label_column=export.label_column)
+        if export.layout == ECOTAXA_LAYOUT
+        else options
+    )
+    plan = make_plan(export.table, named, export.rejects, export.rows_read)
     options = options.resolved(len(plan.samples))
     if not len(plan.samples):
         raise ExportError(

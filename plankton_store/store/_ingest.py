@@ -22,6 +22,7 @@ import pandas as pd
 import zarr
 
 from plankton_store.io import (
+    ECOTAXA_LAYOUT,
     Export,
     ExportError,
     Taxonomy,
@@ -97,6 +98,7 @@ def ingest_store(
     storage_options: dict[str, Any] | None = None,
     source_storage_options: dict[str, Any] | None = None,
     taxonomy: Taxonomy | None = None,
+    statuses: tuple[str, ...] | None = None,
 ) -> IngestSummary:
     """Add the export ``source`` to the complete store ``store`` as a new version.
 
@@ -117,6 +119,9 @@ def ingest_store(
         The regrouping the caller asks for; the export is always regrouped as the store was
         built (its :attr:`~plankton_store.store.format.Attr.TAXONOMY`), and a different one
         is refused. None: the store's.
+    statuses
+        EcoTaxa TSV export: the statuses whose labels are used; None: the store's own
+        (``BuildOptions.statuses``).
 
     Returns
     -------
@@ -140,6 +145,7 @@ def ingest_store(
         source,
         label_column=st.label_column,
         storage_options=source_storage_options,
+        statuses=options.statuses if statuses is None else statuses,
         executor=client.get_executor(pure=False),
     )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
@@ -210,6 +216,8 @@ def plan_ingest(st: PlanktonStore, export: Export, options: BuildOptions) -> Ing
     from the first shard boundary after the committed samples."""
     table, duplicates = _drop_duplicates(st, export)
     if len(table):
+        if export.layout == ECOTAXA_LAYOUT:  # rejects name the column the labels came from
+            options = replace(options, label_column=export.label_column)
         plan = make_plan(table, options, export.rejects, export.rows_read)
     else:
         columns = ["objid", "label", "split", "source_objid", "augmentation", "image", "row"]

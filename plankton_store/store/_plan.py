@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from plankton_store.io import ECOTAXA_TRUSTED_STATUSES
 from plankton_store.store.format import AUGMENTATIONS, NO_SOURCE, REJECTS_COLUMNS, Split
 
 DEFAULT_DROP_CLASSES: tuple[str, ...] = ("artefact", "badfocus (artefact)")
@@ -44,6 +45,8 @@ class BuildOptions:
     chunk_size: int = 512
     seed: int = 0
     compute_features: bool = False
+    #: EcoTaxa TSV exports: the object_annotation_status values whose labels are used.
+    statuses: tuple[str, ...] = ECOTAXA_TRUSTED_STATUSES
 
     def __post_init__(self) -> None:
         if not 0 <= self.test_fraction < 1 or not 0 <= self.val_fraction < 1:
