@@ -55,6 +55,15 @@ def coverage_by_count(truth: np.ndarray, low: np.ndarray, high: np.ndarray) -> d
     return out
 
 
+def error_by_count(truth: np.ndarray, estimates: list[np.ndarray]) -> dict:
+    """Mean signed error (estimate - truth, objects) of (sample, class) pairs by true count."""
+    err = np.concatenate(estimates) - truth
+    bins = {"0": (0, 0), "1-5": (1, 5), "6-30": (6, 30), ">30": (31, np.inf)}
+    return {
+        name: float(err[(truth >= lo) & (truth <= hi)].mean()) for name, (lo, hi) in bins.items()
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", default="../shared/data/ndsb-dev")
@@ -104,6 +113,7 @@ def main() -> None:
     present = np.array([len(b) > 0 for b in by_class])
     errors = {m: [] for m in METHODS}
     bounds = {m: [] for m in METHODS}
+    estimates = {m: [] for m in METHODS}
     seconds = dict.fromkeys(METHODS, 0.0)
     truths = []
     for s in range(a.samples):
@@ -118,7 +128,9 @@ def main() -> None:
             share = est.corrected / max(est.corrected.sum(), 1e-9)
             errors[method].append(np.abs(share - counts / counts.sum()).mean())
             bounds[method].append((est.low, est.high))
+            estimates[method].append(est.corrected)
     truth = np.concatenate(truths)
+    dominated = np.arange(a.samples) % 2 == 1
     per_method = {}
     for method in METHODS:
         low = np.concatenate([b[0] for b in bounds[method]])
@@ -126,7 +138,10 @@ def main() -> None:
         per_method[method] = {
             "mae": float(np.mean(errors[method])),
             "mae_ratio_to_cc": float(np.mean(errors[method]) / np.mean(errors["cc"])),
+            "mae_dirichlet": float(np.mean(np.asarray(errors[method])[~dominated])),
+            "mae_dominated": float(np.mean(np.asarray(errors[method])[dominated])),
             "coverage_95": coverage_by_count(truth, low, high),
+            "mean_error_by_count": error_by_count(truth, estimates[method]),
             "seconds_per_sample": seconds[method] / a.samples,
         }
     result = {
