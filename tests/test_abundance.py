@@ -254,3 +254,22 @@ def test_evaluate_reports_thresholds_and_living_macro_f1(small_store, small_mode
     assert "thresholds" not in summary
     per_class = pd.read_csv(out / "per_class.csv").set_index("class")
     assert summary["living_macro_f1"] == pytest.approx(per_class.loc[keep, "f1"], abs=1e-3)
+
+
+def test_val_scores_of_other_classes_are_refused(tmp_path) -> None:
+    from plankton_store.ml import ModelMismatchError, load_val_scores
+    from plankton_store.ml._modeldir import VAL_SCORES_NPZ
+
+    save_thresholds(tmp_path, ["a", "b"], np.array([0.5, 0.5]), val_true=[0, 1], val_pred=[0, 0])
+    true, pred, proba = load_val_scores(tmp_path, ["a", "b"])
+    assert proba is None and pred.tolist() == [0, 0]  # older thresholds: acc still works
+    np.savez(
+        tmp_path / VAL_SCORES_NPZ,
+        y_true=np.array([0, 1]),
+        proba=np.array([[0.9, 0.1], [0.2, 0.8]]),
+        class_names=np.array(["a", "c"]),
+    )
+    with pytest.raises(ModelMismatchError, match="other classes"):
+        load_val_scores(tmp_path, ["a", "b"])
+    true, pred, proba = load_val_scores(tmp_path, ["a", "c"])
+    assert pred.tolist() == [0, 1] and proba.shape == (2, 2)
