@@ -71,6 +71,13 @@ from plankton_store.ml import (
     show_default=True,
     help="Also write gallery.html beside OUT: a mosaic of images per predicted class.",
 )
+@click.option(
+    "--probabilities/--no-probabilities",
+    default=False,
+    show_default=True,
+    help="Also write every object's probabilities to OUT-stem.proba.npz, for "
+    "`plankton-jobs abundance --method em|pacc`.",
+)
 @cluster_options
 def predict_command(
     source: str,
@@ -83,6 +90,7 @@ def predict_command(
     use_thresholds: bool,
     keep_columns: tuple[str, ...],
     gallery: bool,
+    probabilities: bool,
     workers: int | None,
     scheduler: str | None,
     cluster_config: str | None,
@@ -115,6 +123,7 @@ def predict_command(
                 keep_columns=tuple(keep_columns),
                 out_format=out_format,
                 gallery=gallery,
+                probabilities=probabilities,
             )
         except (ExportError, ModelMismatchError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None

@@ -42,9 +42,10 @@ def thresholds_command(
 ) -> None:
     """Fit one probability threshold per class on a split of the store SOURCE.
 
-    Saves thresholds.json in MODEL_DIR (with the val labels and predictions that
-    `plankton-jobs abundance` uses). A class whose precision cannot reach the target is never
-    auto-classified: `predict` calls all its objects `unclassified`.
+    Saves thresholds.json in MODEL_DIR (with the val labels and predictions), and the val
+    probabilities in val_scores.npz: `plankton-jobs abundance` uses them. A class whose
+    precision cannot reach the target is never auto-classified: `predict` calls all its
+    objects `unclassified`.
     """
     try:
         need_dask = check_evaluation(source, model_dir)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from plankton_store.ml import apply_thresholds, fit_thresholds, load_thresholds, save_thresholds
-from plankton_store.report import adjusted_counts, confusion_rates, estimate_abundance
+from plankton_store.report import adjusted_counts, confusion_rates, estimate_abundance, fit_val
 
 RATES = np.array([[0.8, 0.15, 0.05], [0.1, 0.7, 0.2], [0.0, 0.25, 0.75]])
 
@@ -46,16 +46,17 @@ def test_intervals_cover_a_shifted_sample_and_correction_beats_raw() -> None:
     truth = np.array([700, 50, 250])
     sample_true = np.repeat(np.arange(3), truth)
     sample_pred = np.array([rng.choice(3, p=RATES[t]) for t in sample_true])
-    est = estimate_abundance(sample_pred, y_true, y_pred, 3, resamples=100, seed=0)
+    fit = fit_val(y_true, y_pred, 3, resamples=100, seed=0)
+    est = estimate_abundance(fit, sample_pred, method="acc", seed=0)
     assert np.abs(est.corrected - truth).sum() < np.abs(est.raw - truth).sum() / 2
     assert ((est.low <= truth) & (truth <= est.high)).all()
     assert (est.low >= 0).all()
 
 
 def test_an_empty_group_is_named_in_the_error() -> None:
-    y_true, y_pred = _val_pairs(10)
+    fit = fit_val(*_val_pairs(10), 3, resamples=5)
     with pytest.raises(ValueError, match="empty group"):
-        estimate_abundance(np.array([], dtype=int), y_true, y_pred, 3)
+        estimate_abundance(fit, np.array([], dtype=int), method="acc")
 
 
 def _val_proba(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +105,8 @@ def test_thresholds_and_abundance_jobs(small_store, small_model, tmp_path) -> No
 
     from jobs.abundance import abundance_command
     from jobs.thresholds import thresholds_command
-    from plankton_store.ml import fit_store_thresholds, read_model_info
+    from plankton_store.ml import fit_store_thresholds, read_model_info, save_probabilities
+    from plankton_store.ml._modeldir import VAL_SCORES_NPZ
 
     model = tmp_path / "model"
     shutil.copytree(small_model, model)
@@ -115,9 +117,12 @@ def test_thresholds_and_abundance_jobs(small_store, small_model, tmp_path) -> No
     classes = read_model_info(model).class_names
     assert load_thresholds(model, classes).shape == (len(classes),)
 
+    assert (model / VAL_SCORES_NPZ).exists()
+
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
         {
+            "objid": np.arange(60),
             "predicted": rng.choice(classes, 60),
             "sample_id": np.repeat(["s1", "s2"], 30),
             "litres": np.repeat([2.0, 4.0], 30),
@@ -125,11 +130,13 @@ def test_thresholds_and_abundance_jobs(small_store, small_model, tmp_path) -> No
     )
     frame.to_csv(tmp_path / "predictions.csv", index=False)
     args = [str(tmp_path / "predictions.csv"), "--model", str(model), "--out", str(tmp_path)]
+    # em (the default) needs every object's probabilities: predict --probabilities
+    result = CliRunner().invoke(abundance_command, [*args, "--by", "sample_id"])
+    assert result.exit_code != 0 and "--probabilities" in result.output
     result = CliRunner().invoke(abundance_command, [*args, "--by", "sample_id", "-v", "litres"])
     assert result.exit_code != 0  # -v is not an option
-    result = CliRunner().invoke(
-        abundance_command, [*args, "--by", "sample_id", "--volume-column", "litres"]
-    )
+    acc = [*args, "--by", "sample_id", "--method", "acc", "--resamples", "20"]
+    result = CliRunner().invoke(abundance_command, [*acc, "--volume-column", "litres"])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "abundance.csv")
     assert set(table["group"]) == {"s1", "s2"} and len(table) == 2 * len(classes)
@@ -139,11 +146,28 @@ def test_thresholds_and_abundance_jobs(small_store, small_model, tmp_path) -> No
     np.testing.assert_allclose(s1["concentration"], s1["corrected_count"] / 2.0)
     assert (tmp_path / "abundance.png").stat().st_size > 0
 
-    missing = CliRunner().invoke(abundance_command, [*args, "--by", "station"])
+    proba = rng.dirichlet(np.ones(len(classes)), 60)
+    frame["predicted"] = np.asarray(classes)[proba.argmax(axis=1)]
+    frame.to_csv(tmp_path / "predictions.csv", index=False)
+    save_probabilities(tmp_path / "predictions.csv", frame["objid"], proba, classes)
+    em = [*args, "--by", "sample_id", "--resamples", "20"]
+    result = CliRunner().invoke(abundance_command, em)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "abundance.csv")
+    assert (table["corrected_count"] >= 0).all()
+    for group in ("s1", "s2"):
+        assert table.loc[table["group"] == group, "corrected_count"].sum() == pytest.approx(30)
+    save_probabilities(
+        tmp_path / "predictions.csv", frame["objid"], proba, [f"x{c}" for c in classes]
+    )
+    result = CliRunner().invoke(abundance_command, em)
+    assert result.exit_code != 0 and "another model" in result.output
+
+    missing = CliRunner().invoke(abundance_command, [*args, "--method", "acc", "--by", "station"])
     assert missing.exit_code != 0 and "'station'" in missing.output
     frame.loc[0, "predicted"] = "not-a-class"
     frame.to_csv(tmp_path / "predictions.csv", index=False)
-    other = CliRunner().invoke(abundance_command, [*args, "--by", "sample_id"])
+    other = CliRunner().invoke(abundance_command, acc)
     assert other.exit_code != 0 and "not-a-class" in other.output
 
 
@@ -152,7 +176,12 @@ def test_predict_marks_unclassified_and_keeps_columns(
 ) -> None:
     import shutil
 
-    from plankton_store.ml import UNCLASSIFIED, predict_source, read_model_info
+    from plankton_store.ml import (
+        UNCLASSIFIED,
+        load_probabilities,
+        predict_source,
+        read_model_info,
+    )
 
     model = tmp_path / "model"
     shutil.copytree(small_model, model)
@@ -163,9 +192,20 @@ def test_predict_marks_unclassified_and_keeps_columns(
     kwargs = {"progress": False, "echo": lambda _: None}
     out = tmp_path / "p.csv"
     result = predict_source(
-        small_export, model, out, dask_client, keep_columns=("level2",), **kwargs
+        small_export,
+        model,
+        out,
+        dask_client,
+        keep_columns=("level2",),
+        probabilities=True,
+        **kwargs,
     )
     frame = result.predictions
+    proba = load_probabilities(out, frame, classes)
+    assert proba.shape == (len(frame), len(classes))
+    np.testing.assert_array_equal(np.asarray(classes)[proba.argmax(axis=1)], frame["best_guess"])
+    with pytest.raises(ValueError, match="no row"):
+        load_probabilities(out, frame.assign(objid=frame["objid"] + 10**6), classes)
     assert set(frame["predicted"]) <= {"detritus", UNCLASSIFIED}
     guessed_other = frame["best_guess"] != "detritus"
     assert guessed_other.any()
@@ -174,6 +214,8 @@ def test_predict_marks_unclassified_and_keeps_columns(
     plain = predict_source(small_export, model, out, dask_client, use_thresholds=False, **kwargs)
     assert UNCLASSIFIED not in set(plain.predictions["predicted"])
     assert "best_guess" not in plain.predictions.columns
+    with pytest.raises(FileNotFoundError, match="--probabilities"):
+        load_probabilities(tmp_path / "other.csv", plain.predictions, classes)
     with pytest.raises(ValueError, match="'station'"):
         predict_source(small_export, model, out, dask_client, keep_columns=("station",), **kwargs)
 
@@ -212,3 +254,22 @@ def test_evaluate_reports_thresholds_and_living_macro_f1(small_store, small_mode
     assert "thresholds" not in summary
     per_class = pd.read_csv(out / "per_class.csv").set_index("class")
     assert summary["living_macro_f1"] == pytest.approx(per_class.loc[keep, "f1"], abs=1e-3)
+
+
+def test_val_scores_of_other_classes_are_refused(tmp_path) -> None:
+    from plankton_store.ml import ModelMismatchError, load_val_scores
+    from plankton_store.ml._modeldir import VAL_SCORES_NPZ
+
+    save_thresholds(tmp_path, ["a", "b"], np.array([0.5, 0.5]), val_true=[0, 1], val_pred=[0, 0])
+    true, pred, proba = load_val_scores(tmp_path, ["a", "b"])
+    assert proba is None and pred.tolist() == [0, 0]  # older thresholds: acc still works
+    np.savez(
+        tmp_path / VAL_SCORES_NPZ,
+        y_true=np.array([0, 1]),
+        proba=np.array([[0.9, 0.1], [0.2, 0.8]]),
+        class_names=np.array(["a", "c"]),
+    )
+    with pytest.raises(ModelMismatchError, match="other classes"):
+        load_val_scores(tmp_path, ["a", "b"])
+    true, pred, proba = load_val_scores(tmp_path, ["a", "c"])
+    assert pred.tolist() == [0, 1] and proba.shape == (2, 2)

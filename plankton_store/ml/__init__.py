@@ -71,13 +71,17 @@ from plankton_store.ml._predict import (
     DEFAULT_BLOCK_SIZE,
     PREDICTION_COLUMNS,
     PREDICTION_FORMATS,
+    PROBABILITIES_SUFFIX,
     Classified,
     PredictResult,
     aligned_export_features,
     classify_export,
+    load_probabilities,
     predict_source,
     predictions_frame,
+    probabilities_path_for,
     rejects_path_for,
+    save_probabilities,
     write_predictions,
 )
 from plankton_store.ml._similar import SIMILAR_CSV, SIMILAR_PNG, Neighbours, similar
@@ -92,7 +96,11 @@ from plankton_store.ml._thresholds import (
     save_thresholds,
     threshold_report,
 )
-from plankton_store.ml._thresholds_store import fit_store_thresholds, load_val_confusion
+from plankton_store.ml._thresholds_store import (
+    fit_store_thresholds,
+    load_val_confusion,
+    load_val_scores,
+)
 from plankton_store.ml._train import TrainResult, train
 from plankton_store.ml._trainset import (
     DEFAULT_MEMORY_LIMIT,
@@ -126,6 +134,7 @@ __all__ = [
     "fit_store_thresholds",
     "fit_thresholds",
     "load_val_confusion",
+    "load_val_scores",
     "load_thresholds",
     "mark_unclassified",
     "save_thresholds",
@@ -213,6 +222,10 @@ __all__ = [
     "predictions_frame",
     "read_model_info",
     "rejects_path_for",
+    "load_probabilities",
+    "probabilities_path_for",
+    "save_probabilities",
+    "PROBABILITIES_SUFFIX",
     "run_grid",
     "save_model",
     "split_indices",

@@ -16,6 +16,10 @@ A MODEL_DIR holds::
     history.csv                 one row per epoch: epoch, loss, accuracy, val_loss,
                                 val_accuracy, val_macro_f1, lr, samples, seconds, elapsed
     history.png                 loss, accuracy and validation macro-F1 curves
+    thresholds.json             per-class thresholds, val labels and predictions
+                                (``plankton-jobs thresholds``)
+    val_scores.npz              the val split's labels, probabilities and class names,
+                                saved with the thresholds: ``abundance`` calibrates on them
 
 Reading ``model.json`` (:func:`read_model_info`) never imports TensorFlow, so a job's client
 can plan with it while only the workers load the model.
@@ -44,6 +48,7 @@ HEAD_FILE = "head.skops"
 HISTORY_CSV = "history.csv"
 HISTORY_PNG = "history.png"
 THRESHOLDS_JSON = "thresholds.json"
+VAL_SCORES_NPZ = "val_scores.npz"
 
 #: The kinds ``plankton-jobs train`` fits.
 MODEL_KINDS: tuple[str, ...] = ("mlp", "cnn", "seed-cnn", "features")

@@ -223,6 +223,69 @@ def predictions_frame(
     return frame if with_labels else frame.drop(columns="label")
 
 
+#: Suffix of the file of every object's probabilities (``predict --probabilities``).
+PROBABILITIES_SUFFIX = ".proba.npz"
+
+
+def probabilities_path_for(out: str | Path) -> Path:
+    """``predictions.csv`` -> ``predictions.proba.npz``."""
+    out = Path(out)
+    return out.with_name(out.stem + PROBABILITIES_SUFFIX)
+
+
+def save_probabilities(
+    out: str | Path, objid: np.ndarray, proba: np.ndarray, class_names: list[str]
+) -> Path:
+    """Write ``<out stem>.proba.npz``: ``objid``, ``proba`` (float32, one row per row of
+    ``out``, columns in ``class_names`` order) and ``class_names``."""
+    path = probabilities_path_for(out)
+    np.savez_compressed(
+        path,
+        objid=np.asarray(objid, dtype=np.int64),
+        proba=np.asarray(proba, dtype=np.float32),
+        class_names=np.asarray(class_names, dtype=str),
+    )
+    return path
+
+
+def load_probabilities(
+    predictions_path: str | Path, predictions: pd.DataFrame, class_names: list[str]
+) -> np.ndarray:
+    """The probabilities saved beside ``predictions_path``, one row per row of
+    ``predictions`` (matched by ``objid``, so a filtered table still matches).
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``.proba.npz`` beside the predictions: predict ran without ``--probabilities``.
+    ModelMismatchError
+        The file names other classes than the model's.
+    ValueError
+        A row of ``predictions`` has no probabilities in the file.
+    """
+    path = probabilities_path_for(predictions_path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: rerun plankton-jobs predict --probabilities to save every "
+            "object's probabilities, or use --method acc"
+        )
+    with np.load(path, allow_pickle=False) as saved:
+        names, objid, proba = saved["class_names"].tolist(), saved["objid"], saved["proba"]
+    if names != list(class_names):
+        raise ModelMismatchError(
+            f"{path} holds probabilities of other classes than the model's "
+            f"({len(names)} classes, first {names[:3]}): it comes from another model"
+        )
+    if "objid" in predictions.columns and pd.Index(objid).is_unique:
+        at = pd.Index(objid).get_indexer(predictions["objid"].to_numpy(np.int64))
+        if (at < 0).any():
+            raise ValueError(f"{int((at < 0).sum())} predictions have no row in {path}")
+        return proba[at].astype(float)
+    if len(proba) != len(predictions):
+        raise ValueError(f"{path} has {len(proba)} rows, the predictions {len(predictions)}")
+    return proba.astype(float)
+
+
 def rejects_path_for(out: str | Path) -> Path:
     """``predictions.csv`` -> ``predictions.rejects.csv``."""
     out = Path(out)
@@ -297,6 +360,7 @@ def predict_source(
     keep_columns: tuple[str, ...] = (),
     out_format: str = CSV_FORMAT,
     gallery: bool = True,
+    probabilities: bool = False,
 ) -> PredictResult:
     """Classify every image of an export or image folder and write ``out``.
 
@@ -330,6 +394,9 @@ def predict_source(
         Also write ``gallery.html`` beside ``out``: a mosaic per predicted class, with
         thumbnails of the original images in ``gallery-thumbs/``
         (:func:`plankton_store.report.gallery_html`).
+    probabilities
+        Also write every object's probabilities beside ``out``
+        (:func:`save_probabilities`): ``abundance --method em`` needs them.
     """
     if out_format not in PREDICTION_FORMATS:
         raise ValueError(f"unknown format {out_format!r}: one of {PREDICTION_FORMATS}")
@@ -369,6 +436,8 @@ def predict_source(
         internal_ids=export.layout == FLOWCAM_LAYOUT,
     )
     api_csv = ecotaxa_api_path(out) if out_format == ECOTAXA_LAYOUT else None
+    if probabilities:
+        save_probabilities(out, frame["objid"].to_numpy(), classified.proba, info.class_names)
     rejects = pd.concat([export.rejects, classified.failures], ignore_index=True)
     rej_path = None
     if len(rejects):

@@ -9,7 +9,12 @@ from typing import Any
 import numpy as np
 
 from plankton_store.ml._evaluate import class_mapping, predict_store, split_indices
-from plankton_store.ml._modeldir import THRESHOLDS_JSON, read_model_info
+from plankton_store.ml._modeldir import (
+    THRESHOLDS_JSON,
+    VAL_SCORES_NPZ,
+    ModelMismatchError,
+    read_model_info,
+)
 from plankton_store.ml._thresholds import fit_thresholds, save_thresholds
 from plankton_store.store import open_store
 
@@ -24,8 +29,9 @@ def fit_store_thresholds(
 ) -> tuple[np.ndarray, Path]:
     """Score a store split (val by default, never test), fit and save the thresholds.
 
-    The val labels and predictions are saved with them: ``plankton-jobs abundance`` measures
-    the confusion rates from them.
+    The val labels and predictions are saved with them, and the val probabilities in
+    ``val_scores.npz``: ``plankton-jobs abundance`` measures the confusion rates and fits its
+    calibration on them.
 
     Raises
     ------
@@ -53,6 +59,12 @@ def fit_store_thresholds(
         val_true=y_true.tolist(),
         val_pred=proba.argmax(axis=1).tolist(),
     )
+    np.savez_compressed(
+        Path(model_dir) / VAL_SCORES_NPZ,
+        y_true=y_true.astype(np.int32),
+        proba=proba.astype(np.float32),
+        class_names=np.asarray(info.class_names, dtype=str),
+    )
     return thresholds, path
 
 
@@ -65,3 +77,30 @@ def load_val_confusion(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
         )
     saved = json.loads(path.read_text())
     return np.asarray(saved["val_true"], dtype=int), np.asarray(saved["val_pred"], dtype=int)
+
+
+def load_val_scores(
+    model_dir: str | Path, class_names: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Val labels, predicted classes and probabilities (None when only thresholds.json of an
+    older ``plankton-jobs thresholds`` is there).
+
+    Raises
+    ------
+    FileNotFoundError
+        MODEL_DIR has no thresholds.json: run ``plankton-jobs thresholds`` first.
+    ModelMismatchError
+        ``val_scores.npz`` names other classes than the model's.
+    """
+    val_true, val_pred = load_val_confusion(model_dir)
+    path = Path(model_dir) / VAL_SCORES_NPZ
+    if not path.exists():
+        return val_true, val_pred, None
+    with np.load(path, allow_pickle=False) as saved:
+        if saved["class_names"].tolist() != list(class_names):
+            raise ModelMismatchError(
+                f"{path} was scored with other classes than the model's: rerun "
+                f"plankton-jobs thresholds STORE --model {model_dir}"
+            )
+        y_true, proba = saved["y_true"].astype(int), saved["proba"].astype(float)
+    return y_true, proba.argmax(axis=1), proba

@@ -12,11 +12,7 @@ from typing import Any
 from plankton_store.report._abundance import (
     ABUNDANCE_COLUMNS,
     ABUNDANCE_RESAMPLES,
-    AbundanceEstimate,
     abundance_table,
-    adjusted_counts,
-    confusion_rates,
-    estimate_abundance,
     write_abundance,
 )
 from plankton_store.report._compare import (
@@ -64,6 +60,20 @@ from plankton_store.report._metrics import (
     top_k_accuracy,
     top_k_indices,
 )
+from plankton_store.report._quantify import (
+    METHODS,
+    PROBABILITY_METHODS,
+    AbundanceEstimate,
+    Calibration,
+    ValFit,
+    adjusted_counts,
+    confusion_rates,
+    em_priors,
+    estimate_abundance,
+    fit_calibration,
+    fit_val,
+    soft_confusion_rates,
+)
 from plankton_store.report._thumbs import (
     GALLERY_THUMBS_DIR,
     MOSAIC_LIMIT,
@@ -91,6 +101,14 @@ __all__ = [
     "confusion_rates",
     "estimate_abundance",
     "write_abundance",
+    "METHODS",
+    "PROBABILITY_METHODS",
+    "Calibration",
+    "ValFit",
+    "em_priors",
+    "fit_calibration",
+    "fit_val",
+    "soft_confusion_rates",
     "BOOTSTRAP_RESAMPLES",
     "COMPARISON_FILES",
     "EXPLORE_FILES",
