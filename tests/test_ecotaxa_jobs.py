@@ -169,7 +169,7 @@ def test_keep_column_sample_id_and_abundance_by_sample(
     model = eco_model
     csv = tmp_path / "predictions.csv"
     args = [str(zipped), "--model", str(model), "--out", str(csv), "--no-gallery"]
-    invoke(predict_command, [*args, "--keep-column", "sample_id"], dask_client)
+    invoke(predict_command, [*args, "--keep-column", "sample_id", "--probabilities"], dask_client)
     predictions = pd.read_csv(csv, dtype=str)
     expected = rows.set_index("object_id")["sample_id"]
     # The text object_id comes back unchanged, the sample beside it.
@@ -180,6 +180,9 @@ def test_keep_column_sample_id_and_abundance_by_sample(
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "ab" / "abundance.csv")
     assert set(table["group"]) == {"sample_0", "sample_1", "sample_2"}
+    # The default estimator (EM) accounts for every object of each sample.
+    corrected = table.groupby("group")["corrected_count"].sum()
+    assert corrected.round().to_dict() == predictions["sample_id"].value_counts().to_dict()
 
 
 def test_evaluate_and_explore_read_an_ecotaxa_export(
