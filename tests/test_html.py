@@ -15,6 +15,7 @@ from plankton_store.report import (
     MOSAIC_LIMIT,
     REPORT_HTML,
     THUMBS_DIR,
+    Pictures,
     write_report,
 )
 
@@ -53,7 +54,7 @@ def test_page_is_offline_and_its_thumbnails_exist(report):
 
 def test_unreadable_images_say_so_instead_of_broken_icons(report, tmp_path):
     _, ev = report
-    out = write_report(dataclasses.replace(ev, images=None), tmp_path / "moved")
+    out = write_report(dataclasses.replace(ev, pictures=Pictures()), tmp_path / "moved")
     page = (out / REPORT_HTML).read_text()
     assert "<img " not in page and "no image" in page and "not readable" in page
     assert not (out / THUMBS_DIR).exists()

@@ -64,10 +64,12 @@ from plankton_store.report._metrics import (
     top_k_accuracy,
     top_k_indices,
 )
+from plankton_store.report._originals import store_pictures
 from plankton_store.report._thumbs import (
     GALLERY_THUMBS_DIR,
     MOSAIC_LIMIT,
     THUMBS_DIR,
+    Pictures,
     file_images,
     store_images,
 )
@@ -108,6 +110,7 @@ __all__ = [
     "THUMBS_DIR",
     "Evaluation",
     "Exploration",
+    "Pictures",
     "bootstrap_intervals",
     "compare_reports",
     "comparison_markdown",
@@ -128,6 +131,7 @@ __all__ = [
     "read_report",
     "report_markdown",
     "store_images",
+    "store_pictures",
     "summary_metrics",
     "top_k_accuracy",
     "top_k_indices",
