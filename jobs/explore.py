@@ -1,7 +1,8 @@
 """explore: the exploration notebook as a report, for an export, an image folder or a store.
 
 Class counts, missing labels, image size distributions overall and per class, and examples
-of every class, written as report.md with PNGs and CSVs (:mod:`plankton_store.report`).
+of every class, written as report.md with PNGs and CSVs, and as index.html with a mosaic of
+original images per class (:mod:`plankton_store.report`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def explore_command(
 ) -> None:
     """Explore SOURCE (export, image folder or store): counts, sizes, examples per class.
 
-    Writes report.md with PNGs and CSVs into --out.
+    Writes report.md with PNGs and CSVs, and index.html (counts, sizes and a mosaic of at
+    most 24 original images per class, offline), into --out.
     """
     try:
         if is_store(source):  # a store's sizes are arrays of its own: no cluster needed

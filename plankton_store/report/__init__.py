@@ -49,6 +49,7 @@ from plankton_store.report._explore import (
     header_sizes,
     write_exploration,
 )
+from plankton_store.report._explore_html import EXPLORE_HTML, exploration_html
 from plankton_store.report._html import GALLERY_HTML, gallery_html
 from plankton_store.report._metrics import (
     BOOTSTRAP_RESAMPLES,
@@ -96,6 +97,7 @@ __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "COMPARISON_FILES",
     "EXPLORE_FILES",
+    "EXPLORE_HTML",
     "GALLERY_HTML",
     "GALLERY_THUMBS_DIR",
     "INTERVAL_COLUMN",
@@ -119,6 +121,7 @@ __all__ = [
     "explore_store",
     "file_images",
     "gallery_html",
+    "exploration_html",
     "exploration_markdown",
     "format_top_k",
     "header_sizes",

@@ -284,6 +284,8 @@ def gallery_html(title: str, predictions: pd.DataFrame, out_dir: Path, pictures:
         n = int((predicted == name).sum())
         mosaics.append(f'<h2 id="class-{c}">{esc(name)} ({n})</h2>')
         for what, rows in groups.items():
+            if not len(rows):  # a class of at most MOSAIC_LIMIT images is all "lowest"
+                continue
             figures = "".join(figure(caption(r), shown.get(int(r))) for r in rows)
             mosaics.append(
                 f"<h4>{esc(what)} ({len(rows)})</h4>"

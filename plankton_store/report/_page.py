@@ -58,9 +58,9 @@ if(all){all.addEventListener('click',function(){
   document.querySelectorAll('img[data-alt]').forEach(function(img){
     if(img.classList.contains('stored')!==stored)swap(img);});
   all.textContent=stored?'Show the original images':'Show the stored images';});}
-document.querySelectorAll('table.sortable th').forEach(function(th,col){
+document.querySelectorAll('table.sortable th').forEach(function(th){
   th.addEventListener('click',function(){
-    const body=th.closest('table').tBodies[0],asc=th.dataset.order!=='asc';
+    const col=th.cellIndex,body=th.closest('table').tBodies[0],asc=th.dataset.order!=='asc';
     th.closest('tr').querySelectorAll('th').forEach(function(o){delete o.dataset.order;});
     th.dataset.order=asc?'asc':'desc';
     const key=function(tr){const c=tr.cells[col];
@@ -155,7 +155,8 @@ def image_note(shown: dict[int, Shown], wanted: int, note: str) -> str:
             " original is not reachable."
         )
     if wanted > len(shown):
-        parts.append(f'{wanted - len(shown)} images could not be read: "no image" in their place.')
+        k = wanted - len(shown)
+        parts.append(f'{k} image{"s" * (k > 1)} could not be read: "no image" in their place.')
     if note:
         parts.append(note)
     return f'<p class="note" id="image-note">{esc(" ".join(parts))}</p>' if parts else ""
