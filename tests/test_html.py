@@ -91,6 +91,7 @@ def test_clicking_a_confusion_cell_shows_that_pairs_images(page, report):
     names = ev.class_names
     assert all(c.startswith(f"{names[i]} → {names[j]} ") for c in captions), captions
     assert f"true {names[i]}, predicted {names[j]}" in page.inner_text("#pair-title")
+    assert page.locator("#pair-images img[data-alt]").count() == len(captions)
     assert problems == []
 
 

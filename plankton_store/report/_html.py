@@ -35,14 +35,15 @@ _JS = r"""
 (function(){
 const data=JSON.parse(document.getElementById('data').textContent);
 function figure(r){
-  const row=data.rows[r],f=document.createElement('figure');
-  if(row.src){const img=document.createElement('img');img.src=row.src;img.loading='lazy';
-    img.alt=row.label;if(row.stored)img.className='stored';
-    if(row.alt){img.dataset.alt=row.alt;img.title='original image (click: stored)';}
+  const label=data.rows[r][0],kind=data.rows[r][1],f=document.createElement('figure');
+  if(kind){const img=document.createElement('img'),base=data.folder+'/'+r;
+    img.src=base+'.png';img.loading='lazy';img.alt=label;
+    if(kind===3)img.className='stored';
+    if(kind===1){img.dataset.alt=base+'.stored.png';img.title='original image (click: stored)';}
     f.appendChild(img);}
   else{const m=document.createElement('div');m.className='missing';
     m.textContent='no image';f.appendChild(m);}
-  const c=document.createElement('figcaption');c.textContent=row.label;f.appendChild(c);
+  const c=document.createElement('figcaption');c.textContent=label;f.appendChild(c);
   return f;
 }
 document.querySelectorAll('#confusion td.c').forEach(function(td){
@@ -199,7 +200,8 @@ def evaluation_html(
     data = {
         "classes": class_names,
         "pairs": {k: [int(r) for r in v] for k, v in chosen["pairs"].items()},
-        "rows": {r: _row_data(shown.get(r), caption(r)) for r in rows},
+        "folder": THUMBS_DIR,
+        "rows": {r: [caption(r), _kind(shown.get(r))] for r in rows},
     }
     if pictures.originals is None and pictures.stored is None:
         note = (
@@ -226,10 +228,12 @@ def evaluation_html(
     return frame(title, body, data, _JS)
 
 
-def _row_data(shown: Shown | None, label: str) -> dict:
+def _kind(shown: Shown | None) -> int:
+    """What the page script shows for a row (files ``<row>.png``, ``<row>.stored.png``):
+    0 nothing, 1 the original with its stored version, 2 the original only, 3 the stored."""
     if shown is None:
-        return {"src": "", "label": label}
-    return {"src": shown.src, "alt": shown.alt, "stored": shown.stored, "label": label}
+        return 0
+    return 3 if shown.stored else (1 if shown.alt else 2)
 
 
 _GALLERY = Template("""<p class="note">$n images in $k predicted classes. Per predicted class,
