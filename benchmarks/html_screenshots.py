@@ -28,16 +28,18 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--disable-gpu", "--no-sandbox", "--disable-dev-shm-usage"]
 #: Largest PNG kept, in bytes.
 MAX_BYTES = 250_000
-#: page name -> (file under WORK, CSS selector the shot starts at, height in CSS pixels).
+#: shot name -> (file under WORK, CSS selector the shot starts at, height in CSS pixels);
+#: report-pair: the images of the largest confusion, after a click on its cell.
 PAGES = {
-    "report": ("eval/report.html", "#confusion", 1000),
+    "report": ("eval/report.html", "h1", 1000),
+    "report-pair": ("eval/report.html", "#pair", 800),
     "gallery": ("pred/gallery.html", "h2", 900),
     "index": ("explore/index.html", "h1", 1100),
 }
 #: Train options of the quick models (seconds on two cores).
 QUICK = {
     "mlp": ["--hidden", "64", "--epochs", "8", "--patience", "3"],
-    "features": ["--epochs", "60"],
+    "features": ["--epochs", "8"],
 }
 
 
@@ -120,7 +122,7 @@ def screenshot(work: Path, pages: list[str], out: Path, prefix: str, width: int)
         for name in pages:
             path, start, height = PAGES[name]
             page.goto((work / path).as_uri(), wait_until="load")
-            if name == "report":  # the largest off-diagonal cell: its images show below
+            if name == "report-pair":  # the largest off-diagonal cell: its images show below
                 page.evaluate(
                     """() => { let best = null, n = -1;
                     for (const td of document.querySelectorAll('#confusion td.c')) {

@@ -6,6 +6,8 @@ import dataclasses
 import re
 import shutil
 
+import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -16,6 +18,7 @@ from plankton_store.report import (
     REPORT_HTML,
     THUMBS_DIR,
     Pictures,
+    gallery_html,
     write_report,
 )
 
@@ -214,3 +217,20 @@ def test_gallery_loads_cleanly_in_the_browser(browser, gallery):
     assert page.locator(".missing").count() == 0
     assert problems == []
     page.close()
+
+
+def test_gallery_shows_the_unclassified_bucket_with_best_guesses(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "label": ["a", "b", "a"],
+            "predicted": ["a", "unclassified", "a"],
+            "best_guess": ["a", "a", "a"],
+            "probability": [0.9, 0.3, 0.8],
+        }
+    )
+    grey = Pictures(originals=lambda rows: [np.full((10, 12), 128, np.uint8) for _ in rows])
+    page = gallery_html("thresholds", frame, tmp_path, grey)
+    assert "unclassified (1)</h2>" in page and "a (2)</h2>" in page
+    assert "<figcaption>b → unclassified (best guess a) 0.30</figcaption>" in page
+    assert "<figcaption>a → a 0.80</figcaption>" in page
+    assert len(list((tmp_path / GALLERY_THUMBS_DIR).glob("*.png"))) == 3

@@ -254,7 +254,8 @@ def gallery_html(title: str, predictions: pd.DataFrame, out_dir: Path, pictures:
     title
         Heading (plain text).
     predictions
-        ``predict``'s rows: ``predicted``, ``probability`` and, when labelled, ``label``.
+        ``predict``'s rows: ``predicted``, ``probability`` and, when labelled, ``label``;
+        with thresholds, ``best_guess`` (an ``unclassified`` row's caption names it).
     out_dir
         Folder of the page.
     pictures
@@ -268,6 +269,8 @@ def gallery_html(title: str, predictions: pd.DataFrame, out_dir: Path, pictures:
     score = predictions["probability"].to_numpy(dtype=float)
     predicted = predictions["predicted"].astype(str).to_numpy()
     labels = predictions["label"].astype(str).to_numpy() if "label" in predictions else None
+    guess = predictions.get("best_guess")
+    guess = guess.astype(str).to_numpy() if guess is not None else predicted
     classes = sorted(set(predicted))
     chosen = {}
     for name in classes:
@@ -281,7 +284,8 @@ def gallery_html(title: str, predictions: pd.DataFrame, out_dir: Path, pictures:
 
     def caption(r: int) -> str:
         label = f"{labels[r]} → " if labels is not None else ""
-        return f"{label}{predicted[r]} {score[r]:.2f}"
+        unsure = f" (best guess {guess[r]})" if guess[r] != predicted[r] else ""
+        return f"{label}{predicted[r]}{unsure} {score[r]:.2f}"
 
     mosaics = []
     for c, (name, groups) in enumerate(chosen.items()):
