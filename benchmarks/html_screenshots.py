@@ -135,6 +135,12 @@ def screenshot(work: Path, pages: list[str], out: Path, prefix: str, width: int)
                 for (const img of imgs) img.loading = 'eager';
                 await Promise.all(imgs.map((i) => i.decode().catch(() => null))); }"""
             )
+            if name == "gallery":  # start at the largest predicted class
+                start = "#" + page.evaluate(
+                    """() => Array.from(document.querySelectorAll('h2[id]')).map((h) =>
+                    [Number(h.textContent.match(/\\((\\d+)\\)$/)[1]), h.id])
+                    .sort((a, b) => b[0] - a[0])[0][1]"""
+                )
             box = page.locator(start).first.bounding_box()
             top = max(0, (box or {"y": 0})["y"] - 10)
             full = page.evaluate("document.documentElement.scrollHeight")
@@ -150,8 +156,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="Folder for data and pages.")
     parser.add_argument("--source", type=Path, help="An export (default: make-demo-data).")
-    parser.add_argument("--scale", type=float, default=0.004, help="make-demo-data --scale.")
-    parser.add_argument("--model", choices=sorted(QUICK), default="mlp")
+    parser.add_argument("--scale", type=float, default=0.01, help="make-demo-data --scale.")
+    parser.add_argument("--model", choices=sorted(QUICK), default="features")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img")
     parser.add_argument("--prefix", default="demo")
     parser.add_argument("--pages", default=",".join(PAGES), help="Comma-separated pages.")

@@ -268,7 +268,9 @@ def gallery_html(title: str, predictions: pd.DataFrame, out_dir: Path, pictures:
     """
     score = predictions["probability"].to_numpy(dtype=float)
     predicted = predictions["predicted"].astype(str).to_numpy()
-    labels = predictions["label"].astype(str).to_numpy() if "label" in predictions else None
+    labels = None
+    if "label" in predictions:  # an unlabelled row of a labelled source reads "(no label)"
+        labels = predictions["label"].astype(object).fillna("(no label)").astype(str).to_numpy()
     guess = predictions.get("best_guess")
     guess = guess.astype(str).to_numpy() if guess is not None else predicted
     classes = sorted(set(predicted))

@@ -1,10 +1,12 @@
-"""Thumbnails of an evaluation's images, written once as small PNG files.
+"""Thumbnails of the HTML pages, written once as small PNG files.
 
-The HTML report shows at most :data:`MOSAIC_LIMIT` images per mosaic and per confusion cell,
-so a page stays quick however many samples were scored; each chosen image is written once to
-``REPORT_DIR/thumbs/<row>.png`` (``row``: the position of the scored row in
-``predictions.csv``) and shared by every mosaic that shows it. ``predict``'s gallery does the
-same in ``gallery-thumbs/`` beside its CSV, from the original images.
+A page shows at most :data:`MOSAIC_LIMIT` images per mosaic (and per confusion cell), so it
+stays quick however many images there are; each chosen image is written once, by
+:func:`write_pictures`, to ``<folder>/<row>.png`` (the original image where it is reachable,
+else the stored one) and, for a store, ``<folder>/<row>.stored.png`` (the stored version of
+a shown original), and shared by every mosaic that shows it. ``row`` is the image's position
+in the page's table (``predictions.csv`` for an evaluation). A :class:`Pictures` names the
+readers of both versions.
 """
 
 from __future__ import annotations
