@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from plankton_store.io import ExportError, read_source
+from plankton_store.io import read_source
 from plankton_store.report._thumbs import Pictures, original_thumb, store_images
 from plankton_store.store import PlanktonStore
 from plankton_store.store import format as fmt
@@ -38,11 +38,14 @@ def _version_refs(
 ) -> tuple[Callable[[str], bytes] | None, np.ndarray, str]:
     """Fetch function, image ref per objid (None where absent) and a note, for one version."""
     source = entry.get("source")
+    nothing = np.full(len(objids), None, object)
+    if not source:
+        return None, nothing, f"version {entry.get('id')} names no export"
     try:
         export, _ = read_source(str(source), label_column)
-    except (ExportError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - moved, deleted, offline: the page says why
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, np.full(len(objids), None, object), f"{source} is not reachable ({reason})"
+        return None, nothing, f"{source} is not reachable ({reason})"
     table = export.table
     index = pd.Series(table["image"].astype(str).to_numpy(), index=table["objid"].to_numpy())
     index = index[~index.index.duplicated(keep="first")]
