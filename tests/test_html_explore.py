@@ -7,11 +7,14 @@ moved shows its stored images and says so; deleted thumbnails are listed as miss
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import zipfile
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from plankton_store.report import (
     EXPLORE_HTML,
@@ -172,3 +175,41 @@ def test_an_export_page_shows_originals_and_names_unreadable_ones(browser, tmp_p
     assert all(w > 0 for w in natural_widths(page))
     assert problems == []
     page.close()
+
+
+def test_originals_follow_each_version_to_its_export(dask_client, tmp_path):
+    """Build from one export, ingest another, move the second away: the build's samples
+    show their own original (by objid), the ingest's their stored image, and the note
+    names the missing export."""
+    from plankton_store.report import THUMB_SIZE, store_pictures
+    from plankton_store.store import format as fmt
+    from plankton_store.store import ingest_store
+    from tests.test_ingest import _build, _subset
+
+    full = write_flowcam_export(tmp_path / "full", {"detritus": 60, "copepod": 30})
+    first = _subset(full, tmp_path / "a", lambda i, _: i < 1045)
+    second = _subset(full, tmp_path / "b", lambda i, _: i >= 1045)
+    store = _build(first, tmp_path / "s.zarr", dask_client)
+    ingest_store(store, str(second), dask_client, progress=False, echo=quiet)
+    (tmp_path / "b").rename(tmp_path / "b-moved")
+    st = open_store(store)
+    kept = (st.array(fmt.AUGMENTATION)[:] == 0) & (st.splits != fmt.Split.REJECTED)
+    originals = np.flatnonzero(kept)
+    pictures = store_pictures(st, originals)
+    objids = st.array(fmt.OBJID)[:][originals]
+    rows = np.arange(len(originals))
+    read = pictures.originals(rows)
+    stored = pictures.stored(rows)
+    assert all(s.shape == tuple(st.image_size) for s in stored)
+    with zipfile.ZipFile(first / "imgs.zip") as zf:
+        for pixels, objid in zip(read, objids, strict=True):
+            if objid >= 1045:
+                assert pixels is None
+                continue
+            with Image.open(io.BytesIO(zf.read(f"imgs/{objid}.jpg"))) as im:
+                im = im.convert("L")
+                im.thumbnail((THUMB_SIZE, THUMB_SIZE))
+                assert np.array_equal(pixels, np.asarray(im))
+    assert (objids >= 1045).any() and (objids < 1045).any()
+    assert str(second) in pictures.note and "not reachable" in pictures.note
+    assert str(first) not in pictures.note

@@ -69,6 +69,7 @@ from plankton_store.report._originals import store_pictures
 from plankton_store.report._thumbs import (
     GALLERY_THUMBS_DIR,
     MOSAIC_LIMIT,
+    THUMB_SIZE,
     THUMBS_DIR,
     Pictures,
     file_images,
@@ -109,6 +110,7 @@ __all__ = [
     "REPORT_FILES",
     "REPORT_HTML",
     "REPORT_MD",
+    "THUMB_SIZE",
     "THUMBS_DIR",
     "Evaluation",
     "Exploration",
