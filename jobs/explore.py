@@ -11,7 +11,7 @@ import click
 
 from jobs._options import cluster_options, job_client
 from plankton_store.io import ExportError
-from plankton_store.report import explore
+from plankton_store.report import EXPLORE_HTML, explore
 from plankton_store.store import StoreFormatError, is_store
 
 
@@ -56,3 +56,4 @@ def explore_command(
     except (ExportError, StoreFormatError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Report: {report}")
+    click.echo(f"Page: {report.parent / EXPLORE_HTML}")
