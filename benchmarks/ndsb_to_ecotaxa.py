@@ -17,12 +17,18 @@ sample folder. Numeric ``features_native.csv.gz`` columns, when present, become 
 Then it builds a store from each layout with the same options and seed and compares rows
 read, samples, classes, labels per objid, split membership and the stored images, and
 prints the figures. A difference stops with exit status 1.
+
+With ``--flow``, it then runs the README's real-image flow on both layouts through the
+command line (``build-store`` with the README's options, ``train --model features``,
+``evaluate`` on test) and compares the test accuracy and macro-F1 of the two reports.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -138,6 +144,32 @@ def compare_stores(a_path: str, b_path: str) -> dict[str, object]:
     return out
 
 
+#: The README's real-image build options.
+README_BUILD = [
+    "--resize", "pad", "--size", "64x64", "--test-fraction", "0.3", "--val-fraction", "0.1",
+    "--augment-below", "0", "--keep-all-classes", "--max-per-class", "0",
+    "--compute-features",
+]  # fmt: skip
+
+
+def readme_flow(name: str, source: Path, label: str, workers: int, work: Path) -> dict:
+    """The README's real-image flow with the fast features model; the test summary."""
+    cli = [sys.executable, "-m", "jobs.cli"]
+    store, model, report = (work / f"flow-{name}{ext}" for ext in (".zarr", "-model", "-rep"))
+    started = time.perf_counter()
+    build = ["build-store", str(source), str(store), "--label-column", label, *README_BUILD]
+    steps = [
+        [*build, "--workers", str(workers), "--overwrite"],
+        ["train", str(store), "--model", "features", "--out", str(model)],
+        ["evaluate", str(store), "--model", str(model), "--out", str(report)],
+    ]
+    for step in steps:
+        subprocess.run([*cli, *step], check=True, capture_output=True)
+    summary = json.loads((report / "summary.json").read_text())
+    summary["seconds"] = time.perf_counter() - started
+    return summary
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", type=Path, default=Path("../shared/data/ndsb-dev"))
@@ -146,6 +178,9 @@ def main() -> int:
     parser.add_argument("--label", default="level2", help="meta.csv label column (or level1)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--flow", action="store_true", help="also run the README's flow (features model)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ndsb-ecotaxa-"))
     out = args.out or work / "ecotaxa"
@@ -182,6 +217,20 @@ def main() -> int:
         print(f"{key}: {value}")
     same = all(v for k, v in figures.items() if k.startswith("same")) and len(figures) > 3
     print("IDENTICAL" if same else "DIFFERENT")
+    if args.flow:
+        flows = {
+            name: readme_flow(name, src, args.label, args.workers, work)
+            for name, src in [("flowcam", args.source), ("ecotaxa", out)]
+        }
+        for name, summary in flows.items():
+            print(
+                f"{name} flow: accuracy {summary['accuracy']:.4f}, "
+                f"macro-F1 {summary['macro_f1']:.4f} ({summary['seconds']:.0f} s)"
+            )
+        keys = ("accuracy", "macro_f1")
+        same_flow = all(flows["flowcam"][k] == flows["ecotaxa"][k] for k in keys)
+        print("same figures" if same_flow else "DIFFERENT figures")
+        same = same and same_flow
     shutil.rmtree(work, ignore_errors=True)
     if args.out is None:
         shutil.rmtree(out, ignore_errors=True)

@@ -28,7 +28,7 @@ from plankton_store.ml import (
     check_evaluation,
     evaluate,
 )
-from plankton_store.report import REPORT_MD, metrics_line
+from plankton_store.report import REPORT_HTML, REPORT_MD, metrics_line
 from plankton_store.store import StoreFormatError
 
 
@@ -90,10 +90,11 @@ def evaluate_command(
     """Score the model in MODEL_DIR on a split of the store SOURCE (or a labelled export).
 
     Writes per_class.csv, summary.json, report.md (worst classes first), confusion.png,
-    per_class_f1.png and predictions.csv into --out. A model trained on another class list
-    is refused. An export's labels are regrouped as the model's training store's were
-    (its --taxonomy-map / --lineage-level), unless those options are given here. An
-    EcoTaxa export (folder or .zip) is scored on the rows whose status is in --status.
+    per_class_f1.png, predictions.csv and report.html (offline page with the images behind
+    the figures, thumbs/ beside it) into --out. A model trained on another class list is
+    refused. An export's labels are regrouped as the model's training store's were (its
+    --taxonomy-map / --lineage-level), unless those options are given here. An EcoTaxa
+    export (folder or .zip) is scored on the rows whose status is in --status.
     """
     try:
         need_dask = check_evaluation(source, model_dir)
@@ -129,3 +130,4 @@ def evaluate_command(
             f"{auto['precision_auto_classified']:.3f}"
         )
     click.echo(f"Report: {Path(out_dir) / REPORT_MD}")
+    click.echo(f"Page: {Path(out_dir) / REPORT_HTML}")

@@ -1,7 +1,8 @@
 """explore: the exploration notebook as a report, for an export, an image folder or a store.
 
 Class counts, missing labels, image size distributions overall and per class, and examples
-of every class, written as report.md with PNGs and CSVs (:mod:`plankton_store.report`).
+of every class, written as report.md with PNGs and CSVs, and as index.html with a mosaic of
+original images per class (:mod:`plankton_store.report`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import click
 
 from jobs._options import DEFAULT_STATUSES, cluster_options, job_client, status_option
 from plankton_store.io import ExportError
-from plankton_store.report import explore
+from plankton_store.report import EXPLORE_HTML, explore
 from plankton_store.store import StoreFormatError, is_store
 
 
@@ -45,8 +46,9 @@ def explore_command(
 ) -> None:
     """Explore SOURCE (export, image folder or store): counts, sizes, examples per class.
 
-    Writes report.md with PNGs and CSVs into --out. An EcoTaxa export may be a folder or a
-    .zip; its rows whose status is not in --status count as unlabelled.
+    Writes report.md with PNGs and CSVs, and index.html (counts, sizes and a mosaic of at
+    most 24 original images per class, offline), into --out. An EcoTaxa export may be a
+    folder or a .zip; its rows whose status is not in --status count as unlabelled.
     """
     try:
         if is_store(source):  # a store's sizes are arrays of its own: no cluster needed
@@ -65,3 +67,4 @@ def explore_command(
     except (ExportError, StoreFormatError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Report: {report}")
+    click.echo(f"Page: {report.parent / EXPLORE_HTML}")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
-from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
 from plankton_store.report import (
     GALLERY_HTML,
@@ -15,14 +17,18 @@ from plankton_store.report import (
     MOSAIC_LIMIT,
     REPORT_HTML,
     THUMBS_DIR,
+    Pictures,
+    gallery_html,
     write_report,
 )
 
 pytest.importorskip("plankton_store.ml._models")
 from plankton_store.ml import evaluate, predict_source
+from plankton_store.store import open_store
+from tests import browser as chromium
+from tests.browser import load_all, natural_widths, open_page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--disable-gpu", "--no-sandbox", "--disable-dev-shm-usage"]
+browser = chromium.browser  # the fixture
 
 
 def quiet(_: str) -> None:
@@ -53,34 +59,11 @@ def test_page_is_offline_and_its_thumbnails_exist(report):
 
 def test_unreadable_images_say_so_instead_of_broken_icons(report, tmp_path):
     _, ev = report
-    out = write_report(dataclasses.replace(ev, images=None), tmp_path / "moved")
+    out = write_report(dataclasses.replace(ev, pictures=Pictures()), tmp_path / "moved")
     page = (out / REPORT_HTML).read_text()
-    assert "<img " not in page and "no image" in page and "not readable" in page
+    assert "<img " not in page and '<div class="missing">no image</div>' in page
+    assert "not readable" in page
     assert not (out / THUMBS_DIR).exists()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no {CHROMIUM}: run .ci/install-chromium (Debian's chromium package)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("no playwright: pip install '.[test]' (browser from .ci/install-chromium)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def open_page(browser, path: Path):
-    page = browser.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
-    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"requestfailed: {r.url}"))
-    page.goto(path.as_uri(), wait_until="load")
-    return page, problems
 
 
 @pytest.fixture
@@ -89,18 +72,6 @@ def page(browser, report):
     page, problems = open_page(browser, out / REPORT_HTML)
     yield page, problems
     page.close()
-
-
-def natural_widths(page) -> list[int]:
-    """naturalWidth of every img once all are loaded eagerly and decoded."""
-    return page.evaluate(
-        """async () => {
-        const imgs = Array.from(document.images);
-        for (const img of imgs) { img.loading = 'eager'; }
-        await Promise.all(imgs.map((img) => img.decode().catch(() => null)));
-        return imgs.map((img) => img.naturalWidth);
-    }"""
-    )
 
 
 def test_page_loads_cleanly_and_every_image_decodes(page):
@@ -123,6 +94,7 @@ def test_clicking_a_confusion_cell_shows_that_pairs_images(page, report):
     names = ev.class_names
     assert all(c.startswith(f"{names[i]} → {names[j]} ") for c in captions), captions
     assert f"true {names[i]}, predicted {names[j]}" in page.inner_text("#pair-title")
+    assert page.locator("#pair-images img[data-alt]").count() == len(captions)
     assert problems == []
 
 
@@ -144,20 +116,62 @@ def test_clicking_a_header_sorts_the_table(page):
     assert problems == []
 
 
+def test_a_click_swaps_original_and_stored_image(page, report, small_store):
+    page, problems = page
+    out, _ = report
+    height, width = open_store(small_store).image_size
+    img = page.locator("#class-0 ~ .mosaic img").first
+    original, stored = img.get_attribute("src"), img.get_attribute("data-alt")
+    assert stored == original.replace(".png", ".stored.png") and (out / stored).is_file()
+    load = "async (i) => { await i.decode(); return [i.getAttribute('src'), i.naturalWidth]; }"
+    with Image.open(out / original) as im:
+        assert img.evaluate(load) == [original, im.width]
+    img.click()
+    assert img.evaluate(load) == [stored, width] and "stored" in img.get_attribute("class")
+    img.click()
+    assert img.evaluate(load)[0] == original
+    page.click("#toggle-all")
+    assert page.locator("img[data-alt]:not(.stored)").count() == 0
+    assert page.inner_text("#toggle-all") == "Show the original images"
+    page.click("#toggle-all")
+    assert page.locator("img.stored").count() == 0
+    assert problems == []
+
+
+def test_an_export_evaluation_shows_its_original_images(
+    browser, small_export, small_model, dask_client, tmp_path
+):
+    evaluate(
+        small_export,
+        small_model,
+        tmp_path,
+        client=dask_client,
+        progress=False,
+        echo=quiet,
+        skip_unknown_labels=True,
+    )
+    text = (tmp_path / REPORT_HTML).read_text()
+    assert ">no image</div>" not in text and text.count("<img ") > 0
+    assert 'data-alt="' not in text, "an export has no stored version"
+    page, problems = open_page(browser, tmp_path / REPORT_HTML)
+    assert "original images" in page.inner_text("#image-note")
+    widths = natural_widths(page)
+    assert widths and all(w > 0 for w in widths)
+    assert problems == []
+    page.close()
+
+
 def test_a_deleted_thumbnail_shows_as_missing(browser, report, tmp_path):
     out, _ = report
     moved = tmp_path / "copy"
     shutil.copytree(out, moved)
-    first = sorted((moved / THUMBS_DIR).iterdir())[0]
+    first = sorted((moved / THUMBS_DIR).glob("*[0-9].png"))[0]  # a shown original
     first.unlink()
     page = browser.new_page()
     page.goto((moved / REPORT_HTML).as_uri(), wait_until="load")
-    page.evaluate(
-        """async () => { for (const img of Array.from(document.images)) img.loading = 'eager';
-        await new Promise((r) => setTimeout(r, 0)); }"""
-    )
-    page.wait_for_selector(".missing")
+    load_all(page)
     assert f"missing: {THUMBS_DIR}/{first.name}" in page.inner_text("body")
+    assert f"{THUMBS_DIR}/{first.name}" in page.inner_text("#missing")
     page.close()
 
 
@@ -177,7 +191,8 @@ def test_gallery_has_a_bounded_mosaic_per_predicted_class(gallery):
     for name in set(predicted):
         assert f"{name} ({int((predicted == name).sum())})</h2>" in page
     mosaics = re.findall(r'<div class="mosaic"[^>]*>(.*?)</div>\n', page)
-    assert len(mosaics) == 2 * predicted.nunique()
+    counts = predicted.value_counts()
+    assert len(mosaics) == predicted.nunique() + int((counts > MOSAIC_LIMIT).sum())
     assert all(m.count("<figure>") <= MOSAIC_LIMIT for m in mosaics)
     low = [float(c.rsplit(" ", 1)[1]) for c in re.findall(r"<figcaption>([^<]+)<", mosaics[0])]
     assert low == sorted(low), "lowest scores first"
@@ -202,3 +217,20 @@ def test_gallery_loads_cleanly_in_the_browser(browser, gallery):
     assert page.locator(".missing").count() == 0
     assert problems == []
     page.close()
+
+
+def test_gallery_shows_the_unclassified_bucket_with_best_guesses(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "label": ["a", "b", "a"],
+            "predicted": ["a", "unclassified", "a"],
+            "best_guess": ["a", "a", "a"],
+            "probability": [0.9, 0.3, 0.8],
+        }
+    )
+    grey = Pictures(originals=lambda rows: [np.full((10, 12), 128, np.uint8) for _ in rows])
+    page = gallery_html("thresholds", frame, tmp_path, grey)
+    assert "unclassified (1)</h2>" in page and "a (2)</h2>" in page
+    assert "<figcaption>b → unclassified (best guess a) 0.30</figcaption>" in page
+    assert "<figcaption>a → a 0.80</figcaption>" in page
+    assert len(list((tmp_path / GALLERY_THUMBS_DIR).glob("*.png"))) == 3

@@ -43,9 +43,11 @@ from plankton_store.ml._predict import classify_export
 from plankton_store.ml._thresholds import DEFAULT_NON_LIVING, evaluation_extras
 from plankton_store.report import (
     Evaluation,
+    Pictures,
     bootstrap_intervals,
+    file_images,
     per_class_table,
-    store_images,
+    store_pictures,
     summary_metrics,
     write_report,
 )
@@ -185,12 +187,15 @@ def evaluate(
         y_true, proba, ids, data, data_notes = _score_store(
             source, info, split, client, tta, progress, echo, all_samples
         )
+        # The HTML report shows the originals, with the stored images a click away.
+        pictures = store_pictures(open_store(str(source)), ids["sample"].to_numpy())
     else:
         if client is None:
             raise ValueError("scoring an export needs a Dask client")
-        y_true, proba, ids, data, data_notes = _score_export(
+        y_true, proba, ids, data, data_notes, fetch = _score_export(
             source, info, client, tta, skip_unknown_labels, progress, echo, taxonomy, statuses
         )
+        pictures = Pictures(originals=file_images(fetch, ids["image"].tolist()))
     notes += data_notes
     y_pred = np.argmax(proba, axis=1)
     table = per_class_table(y_true, y_pred, info.class_names)
@@ -219,8 +224,7 @@ def evaluate(
         )
     )
     evaluation = Evaluation(y_true, y_pred, proba, info.class_names, table, summary, ids, notes)
-    if is_store(source):  # thumbnails of the HTML report come from the stored images
-        evaluation.images = store_images(open_store(str(source)), ids["sample"].to_numpy())
+    evaluation.pictures = pictures
     write_report(evaluation, out_dir)
     for note in notes:
         echo(f"Note: {note}")
@@ -277,9 +281,9 @@ def _score_export(
     echo: Callable[[str], None],
     taxonomy: Taxonomy | None = None,
     statuses: tuple[str, ...] = ECOTAXA_TRUSTED_STATUSES,
-) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict[str, Any], list[str]]:
-    """Labels, probabilities, image ids, data description and notes of a labelled export,
-    its labels regrouped as the model's store's (or by ``taxonomy``)."""
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict[str, Any], list[str], Callable[[str], bytes]]:
+    """Labels, probabilities, image ids, data description, notes and the image fetch function
+    of a labelled export, its labels regrouped as the model's store's (or by ``taxonomy``)."""
     export, has_labels = read_source(source, info.label_column, statuses)
     grouping = taxonomy if taxonomy is not None else Taxonomy.from_attrs(info.taxonomy)
     notes = []
@@ -327,7 +331,7 @@ def _score_export(
     notes.append(
         "scored an export directly: make sure none of its images were in the training store"
     )
-    return y_true, classified.proba, ids, data, notes
+    return y_true, classified.proba, ids, data, notes, export.fetcher.fetch
 
 
 def check_evaluation(source: str | Path, model_dir: str | Path) -> bool:

@@ -41,7 +41,13 @@ from plankton_store.ml._modeldir import (
     tta_mismatch_note,
 )
 from plankton_store.ml._thresholds import keep_source_columns, load_thresholds, mark_unclassified
-from plankton_store.report import GALLERY_HTML, file_images, format_top_k, gallery_html
+from plankton_store.report import (
+    GALLERY_HTML,
+    Pictures,
+    file_images,
+    format_top_k,
+    gallery_html,
+)
 from plankton_store.store import format as fmt
 
 #: Images per Dask task.
@@ -446,9 +452,9 @@ def predict_source(
     page = None
     if gallery and len(frame):
         page = out.parent / GALLERY_HTML
-        read = file_images(export.fetcher.fetch, frame["image"].tolist())
+        pictures = Pictures(originals=file_images(export.fetcher.fetch, frame["image"].tolist()))
         title = f"Predictions of {info.name} on {source}"
-        page.write_text(gallery_html(title, frame, out.parent, read), encoding="utf-8")
+        page.write_text(gallery_html(title, frame, out.parent, pictures), encoding="utf-8")
     return PredictResult(
         out, rej_path, len(frame), len(rejects), time.perf_counter() - started, frame, page, api_csv
     )

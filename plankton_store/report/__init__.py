@@ -45,6 +45,7 @@ from plankton_store.report._explore import (
     header_sizes,
     write_exploration,
 )
+from plankton_store.report._explore_html import EXPLORE_HTML, exploration_html
 from plankton_store.report._html import GALLERY_HTML, gallery_html
 from plankton_store.report._metrics import (
     BOOTSTRAP_RESAMPLES,
@@ -60,6 +61,7 @@ from plankton_store.report._metrics import (
     top_k_accuracy,
     top_k_indices,
 )
+from plankton_store.report._originals import store_pictures
 from plankton_store.report._quantify import (
     METHODS,
     PROBABILITY_METHODS,
@@ -77,7 +79,9 @@ from plankton_store.report._quantify import (
 from plankton_store.report._thumbs import (
     GALLERY_THUMBS_DIR,
     MOSAIC_LIMIT,
+    THUMB_SIZE,
     THUMBS_DIR,
+    Pictures,
     file_images,
     store_images,
 )
@@ -112,6 +116,7 @@ __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "COMPARISON_FILES",
     "EXPLORE_FILES",
+    "EXPLORE_HTML",
     "GALLERY_HTML",
     "GALLERY_THUMBS_DIR",
     "INTERVAL_COLUMN",
@@ -123,9 +128,11 @@ __all__ = [
     "REPORT_FILES",
     "REPORT_HTML",
     "REPORT_MD",
+    "THUMB_SIZE",
     "THUMBS_DIR",
     "Evaluation",
     "Exploration",
+    "Pictures",
     "bootstrap_intervals",
     "compare_reports",
     "comparison_markdown",
@@ -134,6 +141,7 @@ __all__ = [
     "explore_store",
     "file_images",
     "gallery_html",
+    "exploration_html",
     "exploration_markdown",
     "format_top_k",
     "header_sizes",
@@ -146,6 +154,7 @@ __all__ = [
     "read_report",
     "report_markdown",
     "store_images",
+    "store_pictures",
     "summary_metrics",
     "top_k_accuracy",
     "top_k_indices",

@@ -18,7 +18,7 @@ import pandas as pd
 
 from plankton_store.report._html import evaluation_html
 from plankton_store.report._metrics import normalised_confusion
-from plankton_store.report._thumbs import ImageReader
+from plankton_store.report._thumbs import Pictures
 
 #: Files of a report folder.
 REPORT_FILES = (
@@ -55,8 +55,8 @@ class Evaluation:
     summary: dict[str, Any]
     ids: pd.DataFrame  # objid (+ sample index or image) of each scored row
     notes: list[str] = field(default_factory=list)
-    #: Pixels of scored rows for the HTML report's thumbnails (None: not readable).
-    images: ImageReader | None = None
+    #: Original and stored images of scored rows, for the HTML report's thumbnails.
+    pictures: Pictures = field(default_factory=Pictures)
 
 
 def write_report(evaluation: Evaluation, out_dir: str | Path) -> Path:
@@ -118,7 +118,7 @@ def report_html(
         labels=(np.asarray(ev.y_true), np.asarray(ev.y_pred), top),
         class_names=list(ev.class_names),
         out_dir=out,
-        read=ev.images,
+        pictures=ev.pictures,
     )
 
 

@@ -2,9 +2,12 @@
 
 Class counts (table and log-scale bars), missing labels, image height / width / area
 distributions overall and per class, and a grid of example images per class, written as
-``report.md`` with PNGs and CSVs beside it. For an export the sizes are read from the image
-headers (no decode), on Dask in blocks; for a store they are its ``orig_height`` /
-``orig_width`` arrays and the examples are the stored (resized) images.
+``report.md`` with PNGs and CSVs beside it, and as ``index.html`` with a mosaic of at most
+:data:`~plankton_store.report._thumbs.MOSAIC_LIMIT` images per class
+(:mod:`plankton_store.report._explore_html`). For an export the sizes are read from the
+image headers (no decode), on Dask in blocks; for a store they are its ``orig_height`` /
+``orig_width`` arrays, the PNG's examples are the stored (resized) images and the page shows
+the originals when the store's exports are reachable.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from plankton_store.io import (
     read_source,
     resize,
 )
+from plankton_store.report._explore_html import EXPLORE_HTML, exploration_html
+from plankton_store.report._originals import store_pictures
+from plankton_store.report._thumbs import MOSAIC_LIMIT, Pictures, file_images
 from plankton_store.store import format as fmt
 from plankton_store.store import is_store, open_store
 
@@ -41,6 +47,7 @@ EXPLORE_FILES = (
     "sizes.png",
     "sizes_by_class.png",
     "examples.png",
+    EXPLORE_HTML,
 )
 #: Image headers read per Dask task.
 BLOCK_SIZE = 4096
@@ -66,6 +73,12 @@ class Exploration:
         Images whose header could not be read (export only).
     title : str
     notes : list of str
+    mosaics : dict
+        Class -> ``(position, caption)`` of the page's images, at most ``MOSAIC_LIMIT``.
+    pictures : Pictures
+        Reads the images of those positions (originals, and a store's stored images).
+    seed : int
+        Seed of the random choice of examples and mosaics.
     """
 
     counts: pd.DataFrame
@@ -75,6 +88,9 @@ class Exploration:
     unreadable: int
     title: str
     notes: list[str] = field(default_factory=list)
+    mosaics: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    pictures: Pictures = field(default_factory=Pictures)
+    seed: int = 0
 
 
 def header_sizes(fetch: Callable[[str], bytes], refs: list[str]) -> np.ndarray:
@@ -101,12 +117,29 @@ def _export_sizes(export: Export, client: Any) -> np.ndarray:
 
 
 def _pick(labels: pd.Series, per_class: int, seed: int) -> dict[str, np.ndarray]:
-    """Up to ``per_class`` random positions per class, classes by decreasing count."""
+    """Up to ``max(per_class, MOSAIC_LIMIT)`` random positions per class in random order
+    (the first ``per_class`` are the PNG's examples), classes by decreasing count."""
     rng = np.random.default_rng(seed)
     out = {}
+    size = max(per_class, MOSAIC_LIMIT)
     for name in labels.value_counts().index:
         pos = np.flatnonzero((labels == name).to_numpy())
-        out[str(name)] = np.sort(rng.choice(pos, size=min(per_class, len(pos)), replace=False))
+        out[str(name)] = rng.choice(pos, size=min(size, len(pos)), replace=False)
+    return out
+
+
+def _mosaics(
+    picked: dict[str, np.ndarray], hw: np.ndarray, ids: np.ndarray
+) -> dict[str, list[tuple[int, str]]]:
+    """The page's images: per class, at most MOSAIC_LIMIT positions captioned with their id
+    and their size before resizing (``hw``: height, width per position; 0 = unreadable)."""
+    out = {}
+    for name, pos in picked.items():
+        rows = []
+        for p in np.sort(pos[:MOSAIC_LIMIT]):
+            h, w = (int(v) for v in hw[p])
+            rows.append((int(p), f"{ids[p]}, {h}×{w} px" if h else f"{ids[p]}, unreadable"))
+        out[name] = rows
     return out
 
 
@@ -136,9 +169,10 @@ def explore_export(
     counts.index.name = "class"
     examples: dict[str, list[np.ndarray]] = {}
     refs = table["image"].to_numpy()
-    for name, pos in _pick(labels, per_class, seed).items():
+    picked = _pick(labels, per_class, seed)
+    for name, pos in picked.items():
         thumbs = []
-        for p in pos:
+        for p in np.sort(pos[:per_class]):
             try:
                 im = decode_gray(export.fetcher.fetch(refs[p]))
             except (ImageDecodeError, OSError):
@@ -157,6 +191,9 @@ def explore_export(
         unreadable=unreadable,
         title=f"{export.layout} export {export.root} (label column {export.label_column!r})",
         notes=notes,
+        mosaics=_mosaics(picked, hw, table["objid"].to_numpy()),
+        pictures=Pictures(originals=file_images(export.fetcher.fetch, refs)),
+        seed=seed,
     )
 
 
@@ -186,14 +223,17 @@ def explore_store(store_path: str, per_class: int = 8, seed: int = 0) -> Explora
     counts.insert(0, "images", counts.sum(axis=1))
     counts = counts.sort_values("images", ascending=False)
     kept_index = np.flatnonzero(keep)
+    picked = _pick(labels, per_class, seed)
     examples = {
         name: list(
-            store.images.get_orthogonal_selection((kept_index[pos], slice(None), slice(None)))
+            store.images.get_orthogonal_selection(
+                (kept_index[np.sort(pos[:per_class])], slice(None), slice(None))
+            )
         )
-        for name, pos in _pick(labels, per_class, seed).items()
+        for name, pos in picked.items()
     }
     missing = 0
-    notes = ["examples are the stored images, after resizing"]
+    notes = ["examples.png shows the stored images, after resizing"]
     taxonomy = Taxonomy.from_attrs(store.attrs.get(fmt.Attr.TAXONOMY))
     if not taxonomy.is_identity:
         notes.append(f"labels regrouped when the store was built: {taxonomy.describe()}")
@@ -204,6 +244,7 @@ def explore_store(store_path: str, per_class: int = 8, seed: int = 0) -> Explora
         other = len(reasons) - missing
         if other:
             notes.append(f"{other} other input rows were not stored (see {rejects.name})")
+    objids = store.array(fmt.OBJID)[:][keep]
     return Exploration(
         counts=counts,
         sizes=sizes,
@@ -212,6 +253,9 @@ def explore_store(store_path: str, per_class: int = 8, seed: int = 0) -> Explora
         unreadable=0,
         title=f"store {store_path} (label column {store.label_column!r})",
         notes=notes,
+        mosaics=_mosaics(picked, np.stack([height, width], axis=1), objids),
+        pictures=store_pictures(store, kept_index),
+        seed=seed,
     )
 
 
@@ -245,6 +289,22 @@ def write_exploration(exploration: Exploration, out_dir: str | Path) -> Path:
     plots.size_by_class_png(ex.sizes, out / "sizes_by_class.png")
     plots.example_grid_png(ex.examples, out / "examples.png")
     (out / "report.md").write_text(exploration_markdown(ex, sizes_table))
+    facts = [
+        f"{int(ex.counts['images'].sum())} images in {len(ex.counts)} classes",
+        f"Missing labels: {ex.missing_labels}",
+        *([f"Unreadable image headers: {ex.unreadable}"] if ex.unreadable else []),
+        *ex.notes,
+    ]
+    page = exploration_html(
+        f"Exploration of {ex.title}",
+        facts,
+        (ex.counts, ex.sizes),
+        ex.mosaics,
+        ex.pictures,
+        out,
+        ex.seed,
+    )
+    (out / EXPLORE_HTML).write_text(page, encoding="utf-8")
     return out
 
 

@@ -1,61 +1,49 @@
-"""The evaluation report as one offline HTML page (inline CSS and JS, thumbnails beside it).
+"""The evaluation report and the prediction gallery as offline HTML pages.
 
-The page holds the summary with its intervals, a sortable per-class table, the row-normalised
-confusion matrix as a heat map (a click on a cell shows the images of that true/predicted
-pair) and, per true class, mosaics of its misclassified images and of its correct images with
-the lowest and the highest confidence. :func:`gallery_html` is ``predict``'s page: per
-predicted class, the lowest- and highest-scored images. Each mosaic shows at most
-:data:`~plankton_store.report._thumbs.MOSAIC_LIMIT` images.
+``report.html`` holds the summary with its intervals, a sortable per-class table, the
+row-normalised confusion matrix as a heat map (a click on a cell shows the images of that
+true/predicted pair) and, per true class, mosaics of its misclassified images and of its
+correct images with the lowest and the highest confidence. :func:`gallery_html` is
+``predict``'s page: per predicted class, the lowest- and highest-scored images. Each mosaic
+shows at most :data:`~plankton_store.report._thumbs.MOSAIC_LIMIT` images; the shared frame,
+CSS and script are in :mod:`plankton_store.report._page`.
 """
 
 from __future__ import annotations
 
-import html
-import json
 from pathlib import Path
 from string import Template
 
 import numpy as np
 import pandas as pd
 
+from plankton_store.report._page import esc, figure, frame, image_note, toggle_button
 from plankton_store.report._thumbs import (
     GALLERY_THUMBS_DIR,
     MOSAIC_LIMIT,
     THUMBS_DIR,
-    ImageReader,
+    Pictures,
+    Shown,
     pick,
-    write_thumbs,
+    write_pictures,
 )
 
 #: The gallery page ``predict`` writes beside its CSV.
 GALLERY_HTML = "gallery.html"
 
-_CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:.5em 0}
-td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
-th{background:#f3f3f3}
-#per-class th{cursor:pointer}
-td.name,th.name{text-align:left}
-#confusion td.c{min-width:2.2em;cursor:pointer}
-#confusion td.c.sel{outline:2px solid #d00}
-.mosaic{display:flex;flex-wrap:wrap;gap:4px;margin:.3em 0 1em}
-figure{margin:0;width:96px;font-size:11px;text-align:center;border:1px solid #ddd;padding:2px}
-figure img{width:64px;image-rendering:pixelated;background:#000}
-.missing{color:#a00;font-size:11px}
-.note{color:#555}
-"""
-
 _JS = r"""
 (function(){
 const data=JSON.parse(document.getElementById('data').textContent);
 function figure(r){
-  const row=data.rows[r],f=document.createElement('figure');
-  if(row.src){const img=document.createElement('img');img.src=row.src;img.loading='lazy';
-    img.alt=row.label;f.appendChild(img);}
+  const label=data.rows[r][0],kind=data.rows[r][1],f=document.createElement('figure');
+  if(kind){const img=document.createElement('img'),base=data.folder+'/'+r;
+    img.src=base+'.png';img.loading='lazy';img.alt=label;
+    if(kind===3)img.className='stored';
+    if(kind===1){img.dataset.alt=base+'.stored.png';img.title='original image (click: stored)';}
+    f.appendChild(img);}
   else{const m=document.createElement('div');m.className='missing';
     m.textContent='no image';f.appendChild(m);}
-  const c=document.createElement('figcaption');c.textContent=row.label;f.appendChild(c);
+  const c=document.createElement('figcaption');c.textContent=label;f.appendChild(c);
   return f;
 }
 document.querySelectorAll('#confusion td.c').forEach(function(td){
@@ -71,39 +59,18 @@ document.querySelectorAll('#confusion td.c').forEach(function(td){
     mos.replaceChildren.apply(mos,rows.map(figure));
   });
 });
-document.querySelectorAll('#per-class th').forEach(function(th,col){
-  th.addEventListener('click',function(){
-    const body=th.closest('table').tBodies[0],asc=th.dataset.order!=='asc';
-    th.closest('tr').querySelectorAll('th').forEach(function(o){delete o.dataset.order;});
-    th.dataset.order=asc?'asc':'desc';
-    const key=function(tr){const c=tr.cells[col];
-      return c.dataset.v!==undefined?Number(c.dataset.v):c.textContent;};
-    const rows=Array.from(body.rows).sort(function(a,b){const x=key(a),y=key(b);
-      const d=typeof x==='number'?x-y:String(x).localeCompare(String(y));return asc?d:-d;});
-    rows.forEach(function(r){body.appendChild(r);});
-  });
-});
-document.addEventListener('error',function(e){const t=e.target;
-  if(t.tagName==='IMG'){const m=document.createElement('div');m.className='missing';
-    m.textContent='missing: '+t.getAttribute('src');t.replaceWith(m);}},true);
 })();
 """
 
-_PAGE = Template("""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<link rel="icon" href="data:,">
-<title>$title</title><style>$css</style></head>
-<body>
-<h1>$title</h1>
-$facts
+_BODY = Template("""$facts
 <h2>Summary</h2>
 <table id="summary"><tr><th class="name">metric</th><th>value</th><th>$confidence interval</th></tr>
 $summary</table>
 $notes
 <h2>Per class</h2>
 <p class="note">Click a column header to sort.</p>
-<table id="per-class"><thead><tr><th class="name">class</th><th>support</th><th>precision</th>
-<th>recall</th><th>F1</th></tr></thead><tbody>
+<table id="per-class" class="sortable"><thead><tr><th class="name">class</th><th>support</th>
+<th>precision</th><th>recall</th><th>F1</th></tr></thead><tbody>
 $per_class</tbody></table>
 <h2>Confusion matrix (row-normalised, %)</h2>
 <p class="note">Rows: true class; columns: predicted class. Click a cell to see its images
@@ -113,16 +80,10 @@ $confusion
 </div>
 <h2>Images per class</h2>
 <p class="note">Per true class, at most $limit images per mosaic: misclassified (most confident
-first), correct with the lowest and with the highest confidence.$thumb_note</p>
+first), correct with the lowest and with the highest confidence.</p>
+$image_note$toggle
 $mosaics
-<script type="application/json" id="data">$data</script>
-<script>$js</script>
-</body></html>
 """)
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value))
 
 
 def _per_class_rows(per_class: pd.DataFrame) -> str:
@@ -134,12 +95,12 @@ def _per_class_rows(per_class: pd.DataFrame) -> str:
             "</td>"
             for k in ("support", "precision", "recall", "f1")
         )
-        cells.append(f'<tr><td class="name">{_esc(r["class"])}</td>{nums}</tr>')
+        cells.append(f'<tr><td class="name">{esc(r["class"])}</td>{nums}</tr>')
     return "\n".join(cells)
 
 
 def _confusion_table(counts: np.ndarray, rates: np.ndarray, names: list[str]) -> str:
-    head = "".join(f'<th title="{_esc(n)}">{j}</th>' for j, n in enumerate(names))
+    head = "".join(f'<th title="{esc(n)}">{j}</th>' for j, n in enumerate(names))
     rows = []
     for i, name in enumerate(names):
         cells = []
@@ -150,10 +111,10 @@ def _confusion_table(counts: np.ndarray, rates: np.ndarray, names: list[str]) ->
             colour = "#fff" if rate > 0.6 else "#000"
             cells.append(
                 f'<td class="c" data-i="{i}" data-j="{j}" data-n="{int(counts[i, j])}" '
-                f'title="{_esc(name)} as {_esc(names[j])}: {int(counts[i, j])}" '
+                f'title="{esc(name)} as {esc(names[j])}: {int(counts[i, j])}" '
                 f'style="background:rgba({hue},{rate:.3f});color:{colour}">{text}</td>'
             )
-        rows.append(f'<tr><th class="name">{i} {_esc(name)}</th>{"".join(cells)}</tr>')
+        rows.append(f'<tr><th class="name">{i} {esc(name)}</th>{"".join(cells)}</tr>')
     return f'<table id="confusion"><tr><th></th>{head}</tr>\n' + "\n".join(rows) + "</table>"
 
 
@@ -176,15 +137,6 @@ def _choose(y_true: np.ndarray, y_pred: np.ndarray, top: np.ndarray, n_classes: 
     return {"mosaics": mosaics, "pairs": pairs}
 
 
-def _figure(row: int, caption: str, has_thumb: bool, folder: str = THUMBS_DIR) -> str:
-    image = (
-        f'<img src="{folder}/{row}.png" loading="lazy" alt="{_esc(caption)}">'
-        if has_thumb
-        else '<div class="missing">no image</div>'
-    )
-    return f"<figure>{image}<figcaption>{_esc(caption)}</figcaption></figure>"
-
-
 def evaluation_html(
     title: str,
     facts: list[str],
@@ -197,7 +149,7 @@ def evaluation_html(
     labels: tuple[np.ndarray, np.ndarray, np.ndarray],
     class_names: list[str],
     out_dir: Path,
-    read: ImageReader | None,
+    pictures: Pictures,
 ) -> str:
     """The evaluation page; writes the thumbnails it shows into ``out_dir/thumbs``.
 
@@ -216,8 +168,9 @@ def evaluation_html(
         Names of the class codes.
     out_dir
         Report folder (the page's folder).
-    read
-        Pixels of scored rows; ``None`` shows "no image" in place of thumbnails.
+    pictures
+        The original and stored images of scored rows; with neither, "no image" takes the
+        place of the thumbnails.
 
     Returns
     -------
@@ -228,75 +181,72 @@ def evaluation_html(
     chosen = _choose(y_true, y_pred, top, len(class_names))
     every = [r for m in chosen["mosaics"].values() for rows in m.values() for r in rows]
     every += [r for rows in chosen["pairs"].values() for r in rows]
-    have = write_thumbs(np.asarray(every, dtype=np.int64), read, out_dir)
+    every = np.unique(np.asarray(every, dtype=np.int64))
+    shown = write_pictures(every, pictures, out_dir, THUMBS_DIR)
 
     def caption(r: int) -> str:
         return f"{class_names[y_true[r]]} → {class_names[y_pred[r]]} {top[r]:.2f}"
 
     mosaics = []
     for c, groups in chosen["mosaics"].items():
-        mosaics.append(f'<h3 id="class-{c}">{_esc(class_names[c])}</h3>')
+        mosaics.append(f'<h3 id="class-{c}">{esc(class_names[c])}</h3>')
         for what, rows in groups.items():
-            figures = "".join(_figure(int(r), caption(r), int(r) in have) for r in rows)
+            figures = "".join(figure(caption(r), shown.get(int(r))) for r in rows)
             mosaics.append(
-                f"<h4>{_esc(what)} ({len(rows)})</h4>"
-                f'<div class="mosaic" data-class="{c}" data-kind="{_esc(what)}">{figures}</div>'
+                f"<h4>{esc(what)} ({len(rows)})</h4>"
+                f'<div class="mosaic" data-class="{c}" data-kind="{esc(what)}">{figures}</div>'
             )
     rows = sorted({int(r) for rows in chosen["pairs"].values() for r in rows})
     data = {
         "classes": class_names,
         "pairs": {k: [int(r) for r in v] for k, v in chosen["pairs"].items()},
-        "rows": {
-            r: {"src": f"{THUMBS_DIR}/{r}.png" if r in have else "", "label": caption(r)}
-            for r in rows
-        },
+        "folder": THUMBS_DIR,
+        "rows": {r: [caption(r), _kind(shown.get(r))] for r in rows},
     }
-    return _PAGE.substitute(
-        title=_esc(title),
-        css=_CSS,
-        js=_JS,
-        facts="<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in facts) + "</ul>",
-        confidence=_esc(confidence),
+    if pictures.originals is None and pictures.stored is None:
+        note = (
+            '<p class="note" id="image-note">The images of this evaluation are not readable'
+            ' (a store that was moved): thumbnails show as "no image".</p>'
+        )
+    else:
+        note = image_note(shown, len(every), pictures.note)
+    body = _BODY.substitute(
+        facts="<ul>" + "".join(f"<li>{esc(f)}</li>" for f in facts) + "</ul>",
+        confidence=esc(confidence),
         summary="\n".join(
-            f'<tr><td class="name">{_esc(m)}</td><td>{_esc(v)}</td><td>{_esc(i)}</td></tr>'
+            f'<tr><td class="name">{esc(m)}</td><td>{esc(v)}</td><td>{esc(i)}</td></tr>'
             for m, v, i in summary_rows
         ),
-        notes="".join(f'<p class="note">{_esc(n)}</p>' for n in notes),
+        notes="".join(f'<p class="note">{esc(n)}</p>' for n in notes),
         per_class=_per_class_rows(per_class),
         confusion=_confusion_table(counts, rates, class_names),
         limit=MOSAIC_LIMIT,
-        thumb_note=""
-        if read is not None
-        else " The images of this evaluation are not readable"
-        ' (an export, or a store that was moved): thumbnails show as "no image".',
+        image_note=note,
+        toggle=toggle_button(shown),
         mosaics="\n".join(mosaics),
-        data=json.dumps(data).replace("</", "<\\/"),
     )
+    return frame(title, body, data, _JS)
 
 
-_GALLERY = Template("""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<link rel="icon" href="data:,">
-<title>$title</title><style>$css</style></head>
-<body>
-<h1>$title</h1>
-<p class="note">$n images in $k predicted classes. Per predicted class, at most $limit images
-with the lowest score (where intruders show) and $limit with the highest; each captioned with
-its predicted class and score, and its label where the source has labels.</p>
+def _kind(shown: Shown | None) -> int:
+    """What the page script shows for a row (files ``<row>.png``, ``<row>.stored.png``):
+    0 nothing, 1 the original with its stored version, 2 the original only, 3 the stored."""
+    if shown is None:
+        return 0
+    return 3 if shown.stored else (1 if shown.alt else 2)
+
+
+_GALLERY = Template("""<p class="note">$n images in $k predicted classes. Per predicted class,
+at most $limit images with the lowest score (where intruders show) and $limit with the
+highest; each captioned with its predicted class and score, and its label where the source
+has labels.</p>
+$image_note
 <ul>$index</ul>
 $mosaics
-<script>$js</script>
-</body></html>
 """)
 
-_GALLERY_JS = r"""
-document.addEventListener('error',function(e){const t=e.target;
-  if(t.tagName==='IMG'){const m=document.createElement('div');m.className='missing';
-    m.textContent='missing: '+t.getAttribute('src');t.replaceWith(m);}},true);
-"""
 
-
-def gallery_html(title: str, predictions: pd.DataFrame, out_dir: Path, read: ImageReader) -> str:
+def gallery_html(title: str, predictions: pd.DataFrame, out_dir: Path, pictures: Pictures) -> str:
     """The gallery page of ``predict``; writes its thumbnails into ``out_dir/gallery-thumbs``.
 
     Parameters
@@ -304,10 +254,11 @@ def gallery_html(title: str, predictions: pd.DataFrame, out_dir: Path, read: Ima
     title
         Heading (plain text).
     predictions
-        ``predict``'s rows: ``predicted``, ``probability`` and, when labelled, ``label``.
+        ``predict``'s rows: ``predicted``, ``probability`` and, when labelled, ``label``;
+        with thresholds, ``best_guess`` (an ``unclassified`` row's caption names it).
     out_dir
         Folder of the page.
-    read
+    pictures
         Original images of rows (positions in ``predictions``).
 
     Returns
@@ -317,7 +268,11 @@ def gallery_html(title: str, predictions: pd.DataFrame, out_dir: Path, read: Ima
     """
     score = predictions["probability"].to_numpy(dtype=float)
     predicted = predictions["predicted"].astype(str).to_numpy()
-    labels = predictions["label"].astype(str).to_numpy() if "label" in predictions else None
+    labels = None
+    if "label" in predictions:  # an unlabelled row of a labelled source reads "(no label)"
+        labels = predictions["label"].astype(object).fillna("(no label)").astype(str).to_numpy()
+    guess = predictions.get("best_guess")
+    guess = guess.astype(str).to_numpy() if guess is not None else predicted
     classes = sorted(set(predicted))
     chosen = {}
     for name in classes:
@@ -326,35 +281,36 @@ def gallery_html(title: str, predictions: pd.DataFrame, out_dir: Path, read: Ima
         high = pick(np.setdiff1d(rows, low), score, MOSAIC_LIMIT, highest=True)[::-1]
         chosen[name] = {"lowest score": low, "highest score": high}
     every = [r for groups in chosen.values() for rows in groups.values() for r in rows]
-    have = write_thumbs(np.asarray(every, dtype=np.int64), read, out_dir, GALLERY_THUMBS_DIR)
+    every = np.unique(np.asarray(every, dtype=np.int64))
+    shown = write_pictures(every, pictures, out_dir, GALLERY_THUMBS_DIR)
 
     def caption(r: int) -> str:
         label = f"{labels[r]} → " if labels is not None else ""
-        return f"{label}{predicted[r]} {score[r]:.2f}"
+        unsure = f" (best guess {guess[r]})" if guess[r] != predicted[r] else ""
+        return f"{label}{predicted[r]}{unsure} {score[r]:.2f}"
 
     mosaics = []
     for c, (name, groups) in enumerate(chosen.items()):
         n = int((predicted == name).sum())
-        mosaics.append(f'<h2 id="class-{c}">{_esc(name)} ({n})</h2>')
+        mosaics.append(f'<h2 id="class-{c}">{esc(name)} ({n})</h2>')
         for what, rows in groups.items():
-            figures = "".join(
-                _figure(int(r), caption(r), int(r) in have, GALLERY_THUMBS_DIR) for r in rows
-            )
+            if not len(rows):  # a class of at most MOSAIC_LIMIT images is all "lowest"
+                continue
+            figures = "".join(figure(caption(r), shown.get(int(r))) for r in rows)
             mosaics.append(
-                f"<h4>{_esc(what)} ({len(rows)})</h4>"
-                f'<div class="mosaic" data-class="{_esc(name)}">{figures}</div>'
+                f"<h4>{esc(what)} ({len(rows)})</h4>"
+                f'<div class="mosaic" data-class="{esc(name)}">{figures}</div>'
             )
     index = "".join(
-        f'<li><a href="#class-{c}">{_esc(name)}</a> ({int((predicted == name).sum())})</li>'
+        f'<li><a href="#class-{c}">{esc(name)}</a> ({int((predicted == name).sum())})</li>'
         for c, name in enumerate(classes)
     )
-    return _GALLERY.substitute(
-        title=_esc(title),
-        css=_CSS,
-        js=_GALLERY_JS,
+    body = _GALLERY.substitute(
         n=len(predictions),
         k=len(classes),
         limit=MOSAIC_LIMIT,
+        image_note=image_note(shown, len(every), pictures.note),
         index=index,
         mosaics="\n".join(mosaics),
     )
+    return frame(title, body)
