@@ -125,6 +125,7 @@ def ingest_store(
         label_column=st.label_column,
         storage_options=source_storage_options,
         executor=client.get_executor(pure=False),
+        extra_columns=(),  # only objid, label and image are stored
     )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
     ingest = plan_ingest(st, export, options)
