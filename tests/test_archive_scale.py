@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import zarr
 
-from plankton_store.io import _features, _flowcam, _meta, read_export
+from plankton_store.io import _features, _flowcam, _listing, _meta, read_export
 from plankton_store.store import BuildOptions, _block, build_store
 from plankton_store.store import format as fmt
 
@@ -36,6 +36,7 @@ def tiny_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_features, "FEATURE_PIECE_ROWS", 7)
     monkeypatch.setattr(_flowcam, "HASH_PIECE_BYTES", 100)
     monkeypatch.setattr(_block, "TASKS_PER_THREAD", 1)
+    monkeypatch.setattr(_listing, "REF_PIECE_NAMES", 5)
 
 
 def without_volatile(value: object) -> object:
@@ -104,3 +105,15 @@ def test_compact_read_keeps_what_the_build_uses(
     kept = read_export(demo_export, extra_columns=("depth_min",))
     assert list(kept.table.columns) == ["objid", "label", "image", "depth_min"]
     assert kept.table["depth_min"].tolist() == full.table["depth_min"].tolist()
+
+
+def test_zip_names_looked_at_in_pieces_give_the_same_references(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    names = ["imgs/1.jpg", "../x.jpg", "/a.png", "c:d.jpg", "imgs/b.txt", ".DS_Store"]
+    names += ["imgs/99999999999999999999.jpg", "imgs/7.JPG", "\\x.jpg", "imgs/x/3.png"]
+    whole = _listing._ref_frame(names * 3)
+    monkeypatch.setattr(_listing, "REF_PIECE_NAMES", 4)
+    pd.testing.assert_frame_equal(_listing._ref_frame(names * 3), whole)
+    assert whole["objid"].tolist()[:10] == [1, *[pd.NA] * 6, 7, pd.NA, 3]
+    assert whole["unsafe"].tolist()[:10] == [False, True, True, True, *[False] * 4, True, False]
