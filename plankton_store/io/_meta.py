@@ -217,7 +217,7 @@ def _delimiter(first_line: str) -> str:
 #: Bytes of meta.csv read and parsed at a time, cut at record ends: a 2.4-million-row
 #: meta.csv (370 MB) read whole held its bytes, its text and the scan's index arrays at
 #: once, about 1.4 GB in the job process. Tests force tiny pieces to run this path.
-META_PIECE_BYTES = 16 << 20
+META_PIECE_BYTES = 4 << 20
 
 
 @dataclass
