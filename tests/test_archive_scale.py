@@ -7,6 +7,7 @@ tiny sizes on the demo export, and the store, its counts and its rejects must no
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,29 @@ def test_zip_names_looked_at_in_pieces_give_the_same_references(
     pd.testing.assert_frame_equal(_listing._ref_frame(names * 3), whole)
     assert whole["objid"].tolist()[:10] == [1, *[pd.NA] * 6, 7, pd.NA, 3]
     assert whole["unsafe"].tolist()[:10] == [False, True, True, True, *[False] * 4, True, False]
+
+
+@pytest.mark.parametrize("limit", [0, 64, 1500])
+def test_zip64_members_are_listed_in_one_pass_as_zipfile_lists_them(
+    monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """Past 4 GiB (the 10x export's zip is 7 GB) members carry their sizes and offsets in
+    zip64 extra fields; the one-pass reader reads them instead of handing the whole
+    listing to zipfile. Lowering zipfile's limit makes such records in a small zip."""
+    import zipfile
+
+    from plankton_store.io._zipdir import _central_directory, _parse_central_directory
+    from tests.test_sources import make_zip, zipfile_listing
+
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", limit)
+    data = make_zip(40)
+    directory = _central_directory(io.BytesIO(data))
+    assert directory is not None
+    parsed = _parse_central_directory(directory)
+    assert parsed is not None
+    names, members, fingerprint = zipfile_listing(data)
+    assert parsed.names == names
+    assert {name: tuple(m) for name, m in parsed.members.items()} == members
+    assert parsed.fingerprint == fingerprint
+    if limit == 0:  # every record is zip64: at least one offset came from its extra field
+        assert data.count(b"\xff\xff\xff\xff") >= 40
