@@ -8,6 +8,7 @@ tiny sizes on the demo export, and the store, its counts and its rejects must no
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,37 @@ def test_zip64_members_are_listed_in_one_pass_as_zipfile_lists_them(
     assert parsed.fingerprint == fingerprint
     if limit == 0:  # every record is zip64: at least one offset came from its extra field
         assert data.count(b"\xff\xff\xff\xff") >= 40
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_a_window_of_tasks_reads_each_call_once_and_keeps_the_order(dask_client) -> None:
+    """run_blocks with a window reads ``calls[i]`` only when it submits task i, once."""
+    from plankton_store.cluster import run_blocks
+
+    class Calls(Sequence[tuple[int]]):
+        def __init__(self) -> None:
+            self.read: list[int] = []
+
+        def __len__(self) -> int:
+            return 23
+
+        def __getitem__(self, index):  # type: ignore[no-untyped-def]
+            self.read.append(index)
+            return (index,)
+
+    calls = Calls()
+    finished: list[int] = []
+
+    def on_result(index: int, result: int) -> None:
+        finished.append(index)
+        # Never more than the window submitted ahead of what has finished.
+        assert len(calls.read) <= len(finished) + 3
+
+    results = run_blocks(
+        dask_client, _square, calls, name="square", window=3, progress=False, on_result=on_result
+    )
+    assert results == [i * i for i in range(23)]
+    assert calls.read == list(range(23))
