@@ -7,36 +7,9 @@ bar advances as tasks finish, in whatever order.
 
 from __future__ import annotations
 
-import ctypes
-import sys
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
-
-#: Completed tasks between two returns of the job process's free memory to the system.
-TRIM_EVERY = 8
-
-
-def release_free_memory() -> None:
-    """Hand the memory this process has freed back to the system (glibc's
-    ``malloc_trim``; nothing elsewhere).
-
-    Each task's arguments pass through this process (and, with a local cluster, through
-    its scheduler): freed, their pages stay with the allocator, and during the 570 blocks
-    of a 2.4-million-row build the job process grew by ~670 MiB that no object held
-    (docs/archive-scale.md). Distributed's nannies do the same for their workers.
-    """
-    global _TRIM
-    if _TRIM is None:
-        try:
-            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim if sys.platform == "linux" else False
-        except (OSError, AttributeError):  # not glibc
-            _TRIM = False
-    if _TRIM:
-        _TRIM(0)
-
-
-_TRIM: Any = None
 
 
 def run_id() -> str:
@@ -122,8 +95,6 @@ def run_blocks(
             if first < n:
                 pending.add(submit(first))
                 first += 1
-            if window is not None and (first - window) % TRIM_EVERY == 0:
-                release_free_memory()
             bar.update(weights[index])
             if on_result is not None:
                 on_result(index, results[index])
