@@ -185,33 +185,45 @@ def one_build(export_dir: str, workers: int, worker_memory: str) -> dict:
 
 def breakdown(export_dir: str) -> dict:
     """Bytes per row of each structure the job process holds for a build of ``export_dir``
-    (measured without a cluster: the same objects :func:`build_store` makes)."""
+    (measured without a cluster: the same objects :func:`build_store` makes), and what
+    tracemalloc sees the build's client steps hold and peak at, per row."""
     import pickle
+    import tracemalloc
 
     from plankton_store.io import read_export
     from plankton_store.store import make_plan
     from plankton_store.store._block import block_tasks
-    from plankton_store.store._build import aligned_features
+    from plankton_store.store._build import _FeatureRows
 
-    export = read_export(export_dir)
+    traced: dict[str, tuple[int, int]] = {}
+    tracemalloc.start()
+
+    def mark(step: str) -> None:
+        current, peak = tracemalloc.get_traced_memory()
+        traced[step] = (current, peak)
+        tracemalloc.reset_peak()
+
+    export = read_export(export_dir, extra_columns=())
+    mark("read_export(extra_columns=()): table, rejects, features, zip listing")
     rows = len(export.table) + len(export.rejects)
     plan = make_plan(export.table, BuildOptions(max_per_class=None), export.rejects)
-    features = aligned_features(export, plan)
-    tasks = block_tasks("memory://x", plan.samples, 4096, features, (64, 48), "stretch")
+    mark("make_plan")
+    feature_rows = _FeatureRows(export, plan)
+    tasks = block_tasks("memory://x", plan.samples, 4096, feature_rows, (64, 48), "stretch")
+    window = [(t, export.fetcher.batch(t.refs)) for t in tasks[:8]]
+    mark("block tasks: 8 made (one window of 2 workers)")
+    tracemalloc.stop()
     sizes = {
-        "meta.csv bytes (read whole)": os.path.getsize(Path(export_dir) / "meta.csv"),
-        "export.table (all meta.csv columns, strings)": export.table.memory_usage(deep=True).sum(),
+        "export.table (objid, label, image)": export.table.memory_usage(deep=True).sum(),
         "export.features (float32 frames)": sum(
             f.memory_usage(deep=True).sum() for f in export.features.values()
         ),
         "plan.samples": plan.samples.memory_usage(deep=True).sum(),
         "plan.rejects": plan.rejects.memory_usage(deep=True).sum(),
-        "aligned_features (float32, per sample)": sum(a.nbytes for a in features.values()),
-        "block tasks + their zip entries, pickled (the graph via the scheduler)": sum(
-            len(pickle.dumps((t, export.fetcher.batch(t.refs)), protocol=5)) for t in tasks
-        ),
+        "feature rows' objids (one int64 per sample)": feature_rows.row_objids.nbytes,
+        "one window of 8 block tasks, pickled": len(pickle.dumps(window, protocol=5)),
     }
-    return {"rows": rows, "samples": len(plan.samples), "bytes": sizes}
+    return {"rows": rows, "samples": len(plan.samples), "bytes": sizes, "traced": traced}
 
 
 # --- (b) planning only -------------------------------------------------------------------
@@ -362,7 +374,8 @@ def main() -> None:
     parser.add_argument(
         "--breakdown",
         action="store_true",
-        help="also print the bytes per row of each structure of the large build's job process",
+        help="also print the bytes per row of each structure of the large build's job process "
+        "and what tracemalloc sees each step hold and peak at",
     )
     parser.add_argument(
         "--plan-rows", default="", help="comma-separated table sizes for (b), e.g. 1e6,5e6"
@@ -391,6 +404,12 @@ def main() -> None:
             print(f"job process structures, {found['rows']:,} rows, {found['samples']:,} samples:")
             for what, size in found["bytes"].items():
                 print(f"  {size / found['rows']:8,.0f} bytes per row  {what}")
+            print("tracemalloc, client steps (held after the step / peak during it):")
+            for what, (held, peak) in found["traced"].items():
+                print(
+                    f"  {held / found['rows']:8,.0f} / {peak / found['rows']:8,.0f} bytes per "
+                    f"row  {what}"
+                )
     plans = [
         in_fresh_process("plan", str(int(float(n))), str(args.plan_cap))
         for n in args.plan_rows.split(",")

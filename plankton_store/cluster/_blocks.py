@@ -30,6 +30,7 @@ def run_blocks(
     on_result: Callable[[int, Any], None] | None = None,
     key: str | None = None,
     desc: str | None = None,
+    window: int | None = None,
 ) -> list[Any]:
     """Run ``function(*call)`` for every call as one Dask task each.
 
@@ -58,6 +59,10 @@ def run_blocks(
         Distinguishes this run's task keys (default: a new :func:`run_id`).
     desc
         The progress bar's label (default: ``name``).
+    window
+        At most this many tasks submitted and unfinished at a time (None: all at once).
+        ``calls[i]`` is then only read when task ``i`` is submitted, so a lazy sequence
+        keeps the client's and the scheduler's share of the task graph bounded.
 
     Returns
     -------
@@ -69,16 +74,27 @@ def run_blocks(
 
     key = key or run_id()
     weights = list(sizes) if sizes is not None else [1] * len(calls)
-    futures = [
-        client.submit(function, *call, key=f"{name}-{key}-{index}", retries=retries)
-        for index, call in enumerate(calls)
-    ]
-    position = {future.key: index for index, future in enumerate(futures)}
-    results: list[Any] = [None] * len(futures)
+    n = len(calls)
+    position: dict[str, int] = {}
+
+    def submit(index: int) -> Any:
+        future = client.submit(
+            function, *calls[index], key=f"{name}-{key}-{index}", retries=retries
+        )
+        position[future.key] = index
+        return future
+
+    first = n if window is None else min(n, max(1, window))
+    pending = as_completed([submit(index) for index in range(first)])
+    results: list[Any] = [None] * n
     with tqdm(total=sum(weights), unit=unit, desc=desc or name, disable=not progress) as bar:
-        for future in as_completed(futures):
-            index = position[future.key]
+        for future in pending:
+            index = position.pop(future.key)
             results[index] = future.result()
+            del future
+            if first < n:
+                pending.add(submit(first))
+                first += 1
             bar.update(weights[index])
             if on_result is not None:
                 on_result(index, results[index])

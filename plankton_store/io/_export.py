@@ -42,7 +42,8 @@ class Export:
         One row per accepted input row, in input order, with a RangeIndex. Columns:
         ``objid`` (int64), ``label`` (string, ``pd.NA`` when empty or missing), ``image``
         (str, the reference for :meth:`ImageFetcher.fetch`), then every other meta.csv
-        column unchanged, as strings.
+        column unchanged, as strings (only those named by ``extra_columns`` when the
+        reader was given it, as a build does).
     rejects : pandas.DataFrame
         Columns ``objid`` (Int64, NA when unknown), ``image`` (string or NA) and
         ``reason`` (str).
@@ -70,9 +71,14 @@ class Export:
 
 
 def _hash_part(digest: Any, name: str, data: bytes) -> None:
-    # Length-prefixed so that moving bytes between parts changes the digest.
-    digest.update(f"{name}\0{len(data)}\0".encode())
+    _hash_prefix(digest, name, len(data))
     digest.update(data)
+
+
+def _hash_prefix(digest: Any, name: str, size: int) -> None:
+    """What :func:`_hash_part` hashes before a part's bytes (for a part hashed in pieces)."""
+    # Length-prefixed so that moving bytes between parts changes the digest.
+    digest.update(f"{name}\0{size}\0".encode())
 
 
 def _rejects_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:

@@ -7,7 +7,6 @@ export's fingerprint.
 from __future__ import annotations
 
 import gzip
-import io
 import zlib
 
 import numpy as np
@@ -18,14 +17,28 @@ from plankton_store.io._fs import _Folder
 from plankton_store.io._layout import FEATURE_FILE
 from plankton_store.io._meta import _parse_int64
 
+#: Rows of a feature table parsed at a time: a 2.4-million-row table parsed whole (float64
+#: columns, objids as strings, then a float32 copy) took a worker past 2 GiB.
+FEATURE_PIECE_ROWS = 1 << 18
+
+_UNREADABLE = (
+    pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+    gzip.BadGzipFile,
+    zlib.error,
+    EOFError,
+    UnicodeDecodeError,
+)
+
 
 def _read_features(
     folder: _Folder,
-) -> tuple[dict[str, pd.DataFrame], list[tuple[str, bytes]]]:
+) -> tuple[dict[str, pd.DataFrame], list[tuple[str, int]]]:
     """Every ``features_<name>.csv[.gz]`` in the folder as a float32 frame indexed by objid,
-    and each file's name and bytes (for the export's fingerprint)."""
+    and each file's name and size (the caller hashes the file for the export's
+    fingerprint)."""
     features: dict[str, pd.DataFrame] = {}
-    files: list[tuple[str, bytes]] = []
+    files: list[tuple[str, int]] = []
     for file_name, is_dir in folder.children():
         m = FEATURE_FILE.match(file_name)
         if not m or is_dir:
@@ -37,45 +50,51 @@ def _read_features(
                 f"{path}: a second feature table named {name!r}; keep only one of "
                 f"features_{name}.csv and features_{name}.csv.gz"
             )
-        data = folder.read_bytes(file_name)
-        files.append((file_name, data))
-        try:
-            df = pd.read_csv(
-                io.BytesIO(data),
-                compression="gzip" if file_name.endswith(".gz") else None,
-                dtype={"objid": "str"},
-                keep_default_na=True,
-            )
-        except (
-            pd.errors.ParserError,
-            pd.errors.EmptyDataError,
-            gzip.BadGzipFile,
-            zlib.error,
-            EOFError,
-            UnicodeDecodeError,
-        ) as e:
-            raise ExportError(f"{path}: unreadable feature table ({e}); fix or remove it") from None
-        if "objid" not in df.columns:
-            raise ExportError(f"{path}: no 'objid' column; fix or remove this feature table")
-        raw = df.pop("objid").fillna("").astype("str")
-        # meta.csv's parser: one C loop for a table of plain integers, as there usually is.
-        is_int, objid = _parse_int64(raw)
-        bad = objid.isna().to_numpy()  # not an integer, or out of range
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            problem = "is out of the int64 range" if is_int.iloc[i] else "is not an integer"
-            raise ExportError(
-                f"{path}: objid {raw.iloc[i]!r} on line {i + 2} {problem}; "
-                "fix or remove this feature table"
-            )
-        index = pd.Index(objid.to_numpy(np.int64), name="objid")
-        if index.has_duplicates:
-            dup = int(index[index.duplicated()][0])
+        files.append((file_name, folder.size(file_name)))
+        with folder.open(file_name) as f:
+            try:
+                pieces = pd.read_csv(
+                    f,
+                    compression="gzip" if file_name.endswith(".gz") else None,
+                    dtype={"objid": "str"},
+                    keep_default_na=True,
+                    chunksize=FEATURE_PIECE_ROWS,
+                )
+                parts = []
+                with pieces:
+                    for df in pieces:
+                        parts.append(_float_rows(path, df, sum(len(p) for p in parts)))
+            except _UNREADABLE as e:
+                raise ExportError(
+                    f"{path}: unreadable feature table ({e}); fix or remove it"
+                ) from None
+        df = pd.concat(parts) if len(parts) != 1 else parts[0]
+        if df.index.has_duplicates:
+            dup = int(df.index[df.index.duplicated()][0])
             raise ExportError(f"{path}: objid {dup} appears twice; fix or remove this table")
-        for col in df.columns:
-            if not pd.api.types.is_numeric_dtype(df[col].dtype):
-                df[col] = pd.to_numeric(df[col], errors="coerce")  # text cells -> NaN
-        df = df.astype(np.float32)
-        df.index = index
         features[name] = df
     return features, files
+
+
+def _float_rows(path: str, df: pd.DataFrame, before: int) -> pd.DataFrame:
+    """One piece of a feature table (``before`` rows came before it) as float32 rows
+    indexed by objid."""
+    if "objid" not in df.columns:
+        raise ExportError(f"{path}: no 'objid' column; fix or remove this feature table")
+    raw = df.pop("objid").fillna("").astype("str")
+    # meta.csv's parser: one C loop for a table of plain integers, as there usually is.
+    is_int, objid = _parse_int64(raw)
+    bad = objid.isna().to_numpy()  # not an integer, or out of range
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        problem = "is out of the int64 range" if is_int.iloc[i] else "is not an integer"
+        raise ExportError(
+            f"{path}: objid {raw.iloc[i]!r} on line {before + i + 2} {problem}; "
+            "fix or remove this feature table"
+        )
+    for col in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[col].dtype):
+            df[col] = pd.to_numeric(df[col], errors="coerce")  # text cells -> NaN
+    df = df.astype(np.float32)
+    df.index = pd.Index(objid.to_numpy(np.int64), name="objid")
+    return df

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from plankton_store.io._export import Export, ExportError, _hash_part, _rejects_frame
+from plankton_store.io._export import (
+    Export,
+    ExportError,
+    _hash_part,
+    _hash_prefix,
+    _rejects_frame,
+)
 from plankton_store.io._features import _read_features
 from plankton_store.io._fetch import ImageFetcher
 from plankton_store.io._fs import _Folder
 from plankton_store.io._layout import FLOWCAM_LAYOUT, IMAGES_DIR, META_FILE, ZIP_NAME
 from plankton_store.io._listing import _folder_listing, _list_zip, _zip_listing
-from plankton_store.io._meta import _parse_int64, _parse_meta
+from plankton_store.io._meta import _parse_int64, _read_meta
 from plankton_store.io._zipdir import _ZipListing
 
 __all__ = ["EXECUTOR_MIN_META_BYTES", "read_flowcam_export"]
@@ -33,6 +40,8 @@ __all__ = ["EXECUTOR_MIN_META_BYTES", "read_flowcam_export"]
 #: scaling export, 2,447 rows: 54-66 ms read alone, 75-124 ms with a 2-worker cluster's
 #: help; about even for the 10% one, 24,501 rows and 3.7 MB of meta.csv).
 EXECUTOR_MIN_META_BYTES = 2 << 20
+#: Bytes of a feature table hashed at a time (its parser, elsewhere, never ships them).
+HASH_PIECE_BYTES = 8 << 20
 
 
 def read_flowcam_export(
@@ -40,6 +49,7 @@ def read_flowcam_export(
     label_column: str = "level2",
     storage_options: dict[str, Any] | None = None,
     executor: Executor | None = None,
+    extra_columns: Sequence[str] | None = None,
 ) -> Export:
     """Read a FlowCam / EcoTaxa export folder.
 
@@ -58,6 +68,10 @@ def read_flowcam_export(
         Other processes that read the zip directory and the feature tables meanwhile,
         when meta.csv has at least :data:`EXECUTOR_MIN_META_BYTES` (without one, or for a
         smaller export, the feature tables are read in a thread).
+    extra_columns : sequence of str, optional
+        The meta.csv columns the table keeps besides ``objid``, ``label`` and ``image``;
+        None (the default) keeps every one. A build passes ``()``: the other columns
+        cost about 1 KB per row and are not stored.
 
     Returns
     -------
@@ -88,7 +102,13 @@ def read_flowcam_export(
         if executor is not None and has_zip:
             zip_listing = executor.submit(_list_zip, folder)
         return _read_flowcam_export(
-            folder, label_column, storage_options, has_zip, feature_tables, zip_listing
+            folder,
+            label_column,
+            storage_options,
+            has_zip,
+            feature_tables,
+            zip_listing,
+            extra_columns,
         )
 
 
@@ -97,29 +117,34 @@ def _read_flowcam_export(
     label_column: str,
     storage_options: dict[str, Any] | None,
     has_zip: bool,
-    feature_tables: Future[tuple[dict[str, pd.DataFrame], list[tuple[str, bytes]]]],
+    feature_tables: Future[tuple[dict[str, pd.DataFrame], list[tuple[str, int]]]],
     zip_listing: Future[tuple[_ZipListing, pd.DataFrame]] | None = None,
+    extra_columns: Sequence[str] | None = None,
 ) -> Export:
     """Read meta.csv here while ``feature_tables`` (and ``zip_listing``) are read elsewhere,
     then match each row to its image and sort the rest into rejects."""
     root = folder.root
     meta_path = folder.join(META_FILE)
-    meta_bytes = folder.read_bytes(META_FILE)
-    digest = hashlib.sha256()
-    _hash_part(digest, META_FILE, meta_bytes)
-
-    meta, lines, bad = _parse_meta(meta_path, meta_bytes)
-    _check_columns(meta_path, meta, label_column)
+    keep = None if extra_columns is None else ["objid", label_column, *extra_columns]
+    with folder.open(META_FILE) as f:
+        read, digest = _read_meta(
+            meta_path, f, folder.size(META_FILE), hashlib.sha256(), keep, label_column
+        )
+    meta, lines, bad = read.rows, read.lines, read.bad
+    _check_columns(meta_path, read.header, label_column)
     # Rows before the images: another process may still be listing them.
-    objid, ok_rows, row_reason = _check_rows(meta, lines)
+    objid, ok_rows, row_reason = _check_rows(meta, lines, read.objid)
     refs, listing, fetcher, where = _list_images(
         folder, storage_options, has_zip, zip_listing.result() if zip_listing else None
     )
     _hash_part(digest, "images", listing)
 
     features, feature_files = feature_tables.result()
-    for file_name, data in feature_files:
-        _hash_part(digest, file_name, data)
+    for file_name, size in feature_files:  # hashed here, a piece at a time
+        _hash_prefix(digest, file_name, size)
+        with folder.open(file_name) as f:
+            while piece := f.read(HASH_PIECE_BYTES):
+                digest.update(piece)
 
     matched, second, image_of = _match_images(refs, objid, ok_rows)
     row_image = objid.where(ok_rows).astype("Int64").map(image_of)
@@ -133,11 +158,12 @@ def _read_flowcam_export(
         + where
     )
     acc = (ok_rows & ~no_image).to_numpy()
-    table = _accepted_table(meta, label_column, objid, row_image, acc)
+    others = [c for c in meta.columns if extra_columns is None or c in extra_columns]
+    table = _accepted_table(meta, label_column, objid, row_image, acc, others)
     orphan = ~matched
     rejects = _rejects_frame(
         [
-            _row_rejects(meta, lines, bad, objid, row_reason, acc),
+            _row_rejects(len(read.header), lines, bad, objid, row_reason, acc),
             _file_rejects(refs, orphan, second, image_of),
         ]
     )
@@ -154,31 +180,35 @@ def _read_flowcam_export(
     )
 
 
-def _check_columns(meta_path: str, meta: pd.DataFrame, label_column: str) -> None:
+def _check_columns(meta_path: str, header: list[str], label_column: str) -> None:
     """Raise :class:`ExportError` unless meta.csv has the columns the reader needs."""
-    if "objid" not in meta.columns:
+    if "objid" not in header:
         raise ExportError(
-            f"{meta_path}: no 'objid' column (columns: {', '.join(meta.columns)}); "
+            f"{meta_path}: no 'objid' column (columns: {', '.join(header)}); "
             "the first column of an EcoTaxa export must be objid"
         )
-    if label_column not in meta.columns:
-        others = ", ".join(c for c in meta.columns)
+    if label_column not in header:
+        others = ", ".join(c for c in header)
         raise ExportError(
             f"{meta_path}: no label column {label_column!r}; its columns are: {others}. "
             "Choose one with --label-column"
         )
-    if "image" in meta.columns:
+    if "image" in header:
         raise ExportError(
             f"{meta_path}: has a column named 'image', a name the reader uses for the image "
             "reference; rename that column"
         )
 
 
-def _check_rows(meta: pd.DataFrame, lines: np.ndarray) -> tuple[pd.Series, pd.Series, pd.Series]:
+def _check_rows(
+    meta: pd.DataFrame, lines: np.ndarray, parsed: tuple[pd.Series, pd.Series] | None = None
+) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Each row's objid (Int64), whether the row is usable (an int64 objid seen first on
-    it), and the reason of each unusable one (string, NA for the usable ones)."""
+    it), and the reason of each unusable one (string, NA for the usable ones). ``parsed``:
+    the objids already parsed (then ``meta["objid"]`` holds the text of those without a
+    value)."""
     raw_objid = meta["objid"]
-    is_int, objid = _parse_int64(raw_objid)
+    is_int, objid = parsed if parsed is not None else _parse_int64(raw_objid)
     too_big = is_int & objid.isna()
     row_reason = pd.Series(pd.NA, index=meta.index, dtype="string")
     row_reason[~is_int] = "objid " + raw_objid[~is_int].map(repr) + " is not an integer"
@@ -232,8 +262,8 @@ def _match_images(
     """
     ref_objid = refs["objid"]
     candidate = ref_objid.notna()
-    ids = set(objid[ok_rows].astype("int64").tolist())
-    matched = candidate & ref_objid.isin(ids)
+    # An int64 array, not a set: a set of 2.4 million Python ints cost ~200 MB.
+    matched = candidate & ref_objid.isin(objid[ok_rows].to_numpy(dtype=np.int64))
     second = matched & ref_objid.where(matched).duplicated(keep="first")
     matched &= ~second
     image_of = pd.Series(
@@ -248,12 +278,12 @@ def _accepted_table(
     objid: pd.Series,
     row_image: pd.Series,
     acc: np.ndarray,
+    kept: list[str],
 ) -> pd.DataFrame:
-    """:attr:`Export.table`: the accepted rows' objid, label, image, then meta.csv's other
-    columns."""
-    label = meta[label_column][acc].str.strip()
-    label = label.where(label != "").astype("string").reset_index(drop=True)
-    others = [c for c in meta.columns if c not in ("objid", "label")]
+    """:attr:`Export.table`: the accepted rows' objid, label, image, then the ``kept``
+    columns of meta.csv."""
+    label = _stripped(meta[label_column][acc])
+    others = [c for c in kept if c not in ("objid", "label")]
     table = meta.loc[acc, others].reset_index(drop=True)
     table.insert(0, "image", pd.Series(row_image[acc].to_numpy(), dtype="str"))
     table.insert(0, "label", label)
@@ -261,8 +291,17 @@ def _accepted_table(
     return table
 
 
+def _stripped(label: pd.Series) -> pd.Series:
+    """Labels without surrounding blanks, NA for empty ones, as a string Series; each
+    distinct label is stripped once and its rows share the result."""
+    codes, uniques = pd.factorize(label.to_numpy(dtype=object))
+    stripped = pd.Series(uniques, dtype="str").str.strip()
+    stripped = stripped.where(stripped != "").astype("string")
+    return pd.Series(stripped.array.take(codes), dtype="string")
+
+
 def _row_rejects(
-    meta: pd.DataFrame,
+    n_columns: int,
     lines: np.ndarray,
     bad: list[tuple[int, int]],
     objid: pd.Series,
@@ -279,7 +318,7 @@ def _row_rejects(
             "reason": [
                 *row_reason[~acc].tolist(),
                 *(
-                    f"malformed CSV line {ln}: expected {len(meta.columns)} fields, saw {n}"
+                    f"malformed CSV line {ln}: expected {n_columns} fields, saw {n}"
                     for ln, n in bad
                 ),
             ],

@@ -6,9 +6,9 @@ task per image) and writes exactly the sample range that block owns.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -87,45 +87,114 @@ def run_block(task: BlockTask, fetch: Callable[[str], bytes]) -> BlockResult:
     return BlockResult(task.block_index, task.start, len(task), checksum, failures)
 
 
+#: Block tasks submitted and unfinished at a time, per worker thread: each one's rows are
+#: gathered on the client when it is submitted, so the graph never holds every block's
+#: images, plan columns and feature rows at once (160 bytes per sample).
+TASKS_PER_THREAD = 4
+
+#: A block's feature rows: ``features(start, stop)`` gives each table's float32 rows of the
+#: samples ``start:stop``.
+FeatureRows = Callable[[int, int], dict[str, np.ndarray]]
+
+
+class BlockTasks(Sequence[BlockTask]):
+    """The block tasks of planned samples, each made when it is asked for (see
+    :func:`block_tasks`)."""
+
+    def __init__(
+        self,
+        template: BlockTask,
+        columns: dict[str, np.ndarray],
+        refs: np.ndarray,
+        features: Mapping[str, np.ndarray] | FeatureRows,
+        block_size: int,
+    ) -> None:
+        self.template, self.columns, self.refs = template, columns, refs
+        self.features, self.block_size = features, block_size
+
+    def __len__(self) -> int:
+        return -(-len(self.refs) // self.block_size)
+
+    def sizes(self) -> list[int]:
+        """Each block's number of samples, without making the tasks."""
+        n, size = len(self.refs), self.block_size
+        return [min(size, n - start) for start in range(0, n, size)]
+
+    @overload
+    def __getitem__(self, index: int) -> BlockTask: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[BlockTask]: ...
+    def __getitem__(self, index: int | slice) -> BlockTask | list[BlockTask]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        start = index * self.block_size
+        stop = min(start + self.block_size, len(self.refs))
+        if callable(self.features):
+            features = self.features(start, stop)
+        else:
+            features = {t: v[start:stop] for t, v in self.features.items()}
+        return replace(
+            self.template,
+            block_index=index,
+            start=start,
+            refs=self.refs[start:stop].tolist(),
+            columns={k: v[start:stop] for k, v in self.columns.items()},
+            features=features,
+        )
+
+
 def block_tasks(
     store: str,
     samples: Any,
     block_size: int,
-    features: Mapping[str, np.ndarray],
+    features: Mapping[str, np.ndarray] | FeatureRows,
     size: tuple[int, int],
     resize_mode: ResizeMode,
     storage_options: dict[str, Any] | None = None,
     compute_features: bool = False,
-) -> list[BlockTask]:
+) -> BlockTasks:
     """Cut planned samples (a DataFrame, see :class:`plankton_store.store.BuildPlan`) into
-    shard-aligned block tasks. ``features`` holds each table already aligned to the samples;
-    ``compute_features`` has each task compute the ``computed`` table from its images."""
+    shard-aligned block tasks, each made when it is asked for. ``features`` holds each
+    table already aligned to the samples, or gives a block's rows
+    (``features(start, stop)``); ``compute_features`` has each task compute the
+    ``computed`` table from its images."""
     names = [fmt.OBJID, fmt.LABEL, fmt.SPLIT, fmt.SOURCE_OBJID, fmt.AUGMENTATION]
     columns = {name: samples[name].to_numpy() for name in names}
-    refs = samples["image"].tolist()
-    tasks = []
-    for index, start in enumerate(range(0, len(samples), block_size)):
-        stop = min(start + block_size, len(samples))
-        tasks.append(
-            BlockTask(
-                store=store,
-                block_index=index,
-                start=start,
-                refs=refs[start:stop],
-                columns={k: v[start:stop] for k, v in columns.items()},
-                features={t: v[start:stop] for t, v in features.items()},
-                size=size,
-                resize_mode=resize_mode,
-                storage_options=storage_options,
-                compute_features=compute_features,
-            )
-        )
-    return tasks
+    template = BlockTask(
+        store=store,
+        block_index=0,
+        start=0,
+        refs=[],
+        columns={},
+        size=size,
+        resize_mode=resize_mode,
+        storage_options=storage_options,
+        compute_features=compute_features,
+    )
+    refs = samples["image"].to_numpy(dtype=object)
+    return BlockTasks(template, columns, refs, features, block_size)
+
+
+class _Calls(Sequence[tuple[BlockTask, Callable[[str], bytes]]]):
+    """Each block's call, made when it is submitted."""
+
+    def __init__(self, tasks: Sequence[BlockTask], fetcher: ImageFetcher, key: str) -> None:
+        self.tasks, self.fetcher, self.key = tasks, fetcher, key
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __getitem__(self, index: Any) -> Any:
+        task = replace(self.tasks[index], run_id=self.key)
+        return task, self.fetcher.batch(task.refs)
 
 
 def run_block_tasks(
     client: Any,
-    tasks: list[BlockTask],
+    tasks: Sequence[BlockTask],
     fetcher: ImageFetcher,
     progress: bool,
     name: str,
@@ -134,25 +203,29 @@ def run_block_tasks(
     """Run block tasks on Dask, each writing whole shards of its own.
 
     Tasks are idempotent (same bytes to the same shard), so retries after a lost worker are
-    safe. A remote export is fetched a block at a time; a local one image by image.
+    safe. A remote export is fetched a block at a time; a local one image by image. At most
+    :data:`TASKS_PER_THREAD` tasks per worker thread are submitted at a time, each made
+    (and its zip entries looked up) when it is submitted.
     """
     key = run_id()
-    calls = [(replace(task, run_id=key), fetcher.batch(task.refs)) for task in tasks]
+    sizes = tasks.sizes() if isinstance(tasks, BlockTasks) else [len(t) for t in tasks]
+    threads = sum(client.nthreads().values()) or 1
     return run_blocks(
         client,
         run_block,
-        calls,
+        _Calls(tasks, fetcher, key),
         name=name,
         desc=desc,
         retries=3,
-        sizes=[len(task) for task in tasks],
+        sizes=sizes,
         progress=progress,
         key=key,
+        window=TASKS_PER_THREAD * threads,
     )
 
 
 def split_written(
-    tasks: list[BlockTask],
+    tasks: Sequence[BlockTask],
     checksums: np.ndarray,
     splits: Any,
     fetch: Callable[[str], bytes],

@@ -23,6 +23,7 @@ from plankton_store import __version__
 from plankton_store.io import (
     COMPUTED_COLUMNS,
     ECOTAXA_LAYOUT,
+    META_LINEAGE_COLUMN,
     Export,
     ExportError,
     Taxonomy,
@@ -34,6 +35,7 @@ from plankton_store.store import format as fmt
 from plankton_store.store._block import (
     BlockResult,
     BlockTask,
+    BlockTasks,
     block_tasks,
     run_block_tasks,
     split_written,
@@ -102,6 +104,25 @@ def aligned_features(export: Export, plan: BuildPlan) -> dict[str, np.ndarray]:
         frame = frame[~frame.index.duplicated(keep="first")]
         aligned[table] = frame.reindex(row_objids).to_numpy(np.float32)
     return aligned
+
+
+class _FeatureRows:
+    """Each feature table's float32 rows of a range of planned samples, gathered when a
+    block task is made: the whole aligned copy (:func:`aligned_features`) held 72 bytes per
+    sample on the client at once."""
+
+    def __init__(self, export: Export, plan: BuildPlan) -> None:
+        self.row_objids = export.table["objid"].to_numpy(np.int64)[plan.samples["row"].to_numpy()]
+        self.frames = {
+            table: frame[~frame.index.duplicated(keep="first")]
+            if frame.index.has_duplicates
+            else frame
+            for table, frame in export.features.items()
+        }
+
+    def __call__(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        objids = self.row_objids[start:stop]
+        return {t: f.reindex(objids).to_numpy(np.float32) for t, f in self.frames.items()}
 
 
 def build_store(
@@ -180,6 +201,8 @@ def build_store(
         statuses=options.statuses,
         # The workers, idle until the plan is made, list the zip and parse feature tables.
         executor=client.get_executor(pure=False),
+        # Only objid, label and image are stored (the lineage when the labels are cut from it).
+        extra_columns=(META_LINEAGE_COLUMN,) if taxonomy.lineage_level else (),
     )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
     if not taxonomy.is_identity:
@@ -227,7 +250,7 @@ def _plan_blocks(
     export: Export,
     options: BuildOptions,
     storage_options: dict[str, Any] | None,
-) -> tuple[BuildPlan, BuildOptions, list[BlockTask]]:
+) -> tuple[BuildPlan, BuildOptions, BlockTasks]:
     """The plan, the options resolved for its size, and its shard-aligned block tasks."""
     # Rejects name the column the labels came from (an EcoTaxa export's fallback included).
     named = (
@@ -242,8 +265,7 @@ def _plan_blocks(
             f"nothing to store from {source}: all {plan.rows_read} rows were rejected "
             f"(see the reasons with --label-column / --drop-class)"
         )
-    features = aligned_features(export, plan)
-    if options.compute_features and fmt.COMPUTED_FEATURES in features:
+    if options.compute_features and fmt.COMPUTED_FEATURES in export.features:
         raise ExportError(
             f"{source} has a feature table named {fmt.COMPUTED_FEATURES!r} already, which "
             "--compute-features would replace: rename its file or drop --compute-features"
@@ -252,7 +274,7 @@ def _plan_blocks(
         target,
         plan.samples,
         options.block_size,
-        features,
+        _FeatureRows(export, plan),
         options.size,
         options.resize_mode,  # type: ignore[arg-type]
         storage_options,
@@ -343,7 +365,7 @@ def _create(
 
 def _resume_state(
     target: str,
-    tasks: list[BlockTask],
+    tasks: BlockTasks,
     export: Export,
     storage_options: dict[str, Any] | None,
 ) -> tuple[list[BlockResult], list[BlockTask]]:

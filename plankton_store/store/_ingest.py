@@ -23,6 +23,7 @@ import zarr
 
 from plankton_store.io import (
     ECOTAXA_LAYOUT,
+    META_LINEAGE_COLUMN,
     Export,
     ExportError,
     Taxonomy,
@@ -147,6 +148,8 @@ def ingest_store(
         storage_options=source_storage_options,
         statuses=options.statuses if statuses is None else statuses,
         executor=client.get_executor(pure=False),
+        # Only objid, label and image are stored (the lineage when the labels are cut from it).
+        extra_columns=(META_LINEAGE_COLUMN,) if grouping.lineage_level else (),
     )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
     if not grouping.is_identity:
