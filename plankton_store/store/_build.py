@@ -201,8 +201,8 @@ def build_store(
         statuses=options.statuses,
         # The workers, idle until the plan is made, list the zip and parse feature tables.
         executor=client.get_executor(pure=False),
-        # Only objid, label and image are stored (the lineage when the labels are cut from it).
-        extra_columns=(META_LINEAGE_COLUMN,) if taxonomy.lineage_level else (),
+        # Only objid, label and image are stored; the lineage names each class's taxon.
+        extra_columns=(META_LINEAGE_COLUMN,),
     )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
     if not taxonomy.is_identity:

@@ -148,8 +148,8 @@ def ingest_store(
         storage_options=source_storage_options,
         statuses=options.statuses if statuses is None else statuses,
         executor=client.get_executor(pure=False),
-        # Only objid, label and image are stored (the lineage when the labels are cut from it).
-        extra_columns=(META_LINEAGE_COLUMN,) if grouping.lineage_level else (),
+        # Only objid, label and image are stored; the lineage names each class's taxon.
+        extra_columns=(META_LINEAGE_COLUMN,),
     )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
     if not grouping.is_identity:
