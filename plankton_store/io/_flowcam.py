@@ -160,6 +160,8 @@ def _read_flowcam_export(
     acc = (ok_rows & ~no_image).to_numpy()
     others = [c for c in meta.columns if extra_columns is None or c in extra_columns]
     table = _accepted_table(meta, label_column, objid, row_image, acc, others)
+    if extra_columns is not None:  # a compact read: few distinct values (lineages), as codes
+        table[others] = table[others].astype("category")
     orphan = ~matched
     rejects = _rejects_frame(
         [
