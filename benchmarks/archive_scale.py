@@ -22,16 +22,19 @@ planned with no process above 2 GiB, time linear in rows.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -134,9 +137,106 @@ def repeated_export(base: Path, repeat: int, cache: Path) -> Path:
     return out
 
 
-def one_build(export_dir: str, workers: int, worker_memory: str) -> dict:
+#: The Dask config of the CLI scheduler and workers: the settings the jobs' local clusters
+#: use (plankton_store.cluster's QUIET_HOUSEKEEPING, WORKER_ENVIRONMENT, no profiler), so
+#: that both ways of running measure the same workers.
+CLI_DASK_CONFIG = """\
+distributed:
+  admin:
+    tick:
+      interval: 500ms
+    system-monitor:
+      interval: 2s
+  worker:
+    memory:
+      monitor-interval: 500ms
+    profile:
+      enabled: false
+  nanny:
+    pre-spawn-environ:
+      MALLOC_TRIM_THRESHOLD_: null
+"""
+
+
+@contextlib.contextmanager
+def cli_cluster(workers: int, worker_memory: str) -> Iterator[tuple[str, list]]:
+    """A ``dask scheduler`` and ``workers`` ``dask worker`` processes (one thread each) on
+    loopback, started with the CLI as a lab starts them; the scheduler's address. Every
+    process is stopped on exit (SIGTERM to its process group, SIGKILL after 30 s)."""
+    folder = Path(tempfile.mkdtemp(prefix="archive-scale-cli-"))
+    (folder / "dask.yaml").write_text(CLI_DASK_CONFIG)
+    env = {**os.environ, "DASK_CONFIG": str(folder)}
+    dask_cli = str(Path(sys.executable).parent / "dask")
+    scheduler_file = folder / "scheduler.json"
+    common = {"env": env, "start_new_session": True, "stdout": subprocess.DEVNULL}
+    processes = []
+    try:
+        log = open(folder / "scheduler.log", "w")  # noqa: SIM115 (closed with the folder)
+        processes.append(
+            subprocess.Popen(
+                [
+                    dask_cli,
+                    "scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--no-dashboard",
+                    "--scheduler-file",
+                    str(scheduler_file),
+                ],
+                stderr=log,
+                **common,
+            )
+        )
+        deadline = time.monotonic() + 120
+        while not scheduler_file.exists() or not scheduler_file.read_text().strip():
+            if processes[0].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dask scheduler did not start: {folder / 'scheduler.log'}")
+            time.sleep(0.2)
+        time.sleep(0.2)  # the file is written in one go, but let it be closed
+        address = json.loads(scheduler_file.read_text())["address"]
+        for i in range(workers):
+            log = open(folder / f"worker{i}.log", "w")  # noqa: SIM115
+            processes.append(
+                subprocess.Popen(
+                    [
+                        dask_cli,
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--nworkers",
+                        "1",
+                        "--memory-limit",
+                        worker_memory,
+                        "--no-dashboard",
+                        "--name",
+                        f"w{i}",
+                    ],
+                    stderr=log,
+                    **common,
+                )
+            )
+        yield address, processes
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def one_build(export_dir: str, workers: int, worker_memory: str, separate: bool = False) -> dict:
     """Build ``export_dir`` on a fresh local cluster; figures as a dict (run in a fresh
-    process, so that its VmHWM is this build's)."""
+    process, so that its VmHWM is this build's). ``separate``: on a CLI scheduler and CLI
+    workers (:func:`cli_cluster`) instead, so that this process is the client alone and the
+    scheduler's peak memory is its own."""
     from distributed import Client
 
     from plankton_store.cluster import local_cluster
@@ -151,10 +251,16 @@ def one_build(export_dir: str, workers: int, worker_memory: str) -> dict:
     store = Path(tempfile.mkdtemp(prefix="archive-scale-")) / "store.zarr"
     sampler = RssSampler()
     try:
-        with (
-            local_cluster(workers, memory_limit=worker_memory, dashboard_address=":0") as cluster,
-            Client(cluster) as client,
-        ):
+        with contextlib.ExitStack() as stack:
+            if separate:
+                address, _ = stack.enter_context(cli_cluster(workers, worker_memory))
+                client = stack.enter_context(Client(address))
+                client.wait_for_workers(workers, timeout=120)
+            else:
+                cluster = stack.enter_context(
+                    local_cluster(workers, memory_limit=worker_memory, dashboard_address=":0")
+                )
+                client = stack.enter_context(Client(cluster))
             client.run(lambda: None)
             before = vm_rss()
             cpu_before = client.run(time.process_time)
@@ -166,6 +272,7 @@ def one_build(export_dir: str, workers: int, worker_memory: str) -> dict:
             seconds = time.perf_counter() - started
             worker_cpu = sum(client.run(time.process_time).values()) - sum(cpu_before.values())
             worker_peaks = list(client.run(vm_hwm).values())
+            scheduler_peak = client.run_on_scheduler(vm_hwm) if separate else 0
             sampled = sampler.stop()
     finally:
         shutil.rmtree(store.parent, ignore_errors=True)
@@ -180,6 +287,8 @@ def one_build(export_dir: str, workers: int, worker_memory: str) -> dict:
         "client_after_read": marks.get("read", 0),
         "client_after_plan": marks.get("planned", 0),
         "worker_peaks": worker_peaks,
+        "separate": separate,
+        "scheduler_peak": scheduler_peak,
     }
 
 
@@ -292,13 +401,20 @@ def report_builds(small: dict, large: dict, repeat: int) -> None:
             f"{b['seconds']:.1f} s = {b['samples'] / b['seconds']:,.0f} images/s; worker CPU "
             f"{1e6 * b['worker_cpu'] / b['samples']:.0f} us/image"
         )
+        who = "client alone" if b.get("separate") else "client + scheduler + nannies"
         print(
-            f"      job process (client + scheduler + nannies): peak {b['client_peak'] / MIB:,.0f}"
+            f"      job process ({who}): peak {b['client_peak'] / MIB:,.0f}"
             f" MiB (sampled {b['client_sampled_peak'] / MIB:,.0f}; {b['client_before'] / MIB:,.0f}"
             f" before the build, {b['client_after_read'] / MIB:,.0f} after reading the export, "
             f"{b['client_after_plan'] / MIB:,.0f} after planning); ratio to 1 GiB "
             f"{b['client_peak'] / TARGET_PROCESS_MEMORY:.2f}"
         )
+        if b.get("separate"):
+            print(
+                f"      scheduler (dask scheduler process): peak "
+                f"{b['scheduler_peak'] / MIB:,.0f} MiB; ratio to 1 GiB "
+                f"{b['scheduler_peak'] / TARGET_PROCESS_MEMORY:.2f}"
+            )
         print(
             "      workers: peak "
             + ", ".join(f"{p / MIB:,.0f}" for p in b["worker_peaks"])
@@ -345,7 +461,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         kind, *rest = sys.argv[2:]
         if kind == "build":
-            print(json.dumps(one_build(rest[0], int(rest[1]), rest[2])))
+            print(json.dumps(one_build(rest[0], int(rest[1]), rest[2], rest[3:] == ["separate"])))
         elif kind == "breakdown":
             print(json.dumps(breakdown(rest[0]), default=int))
         else:
@@ -372,6 +488,13 @@ def main() -> None:
     )
     parser.add_argument("--no-build", action="store_true", help="skip (a), the builds")
     parser.add_argument(
+        "--separate-scheduler",
+        action="store_true",
+        help="run each build on a `dask scheduler` and `dask worker` processes started with "
+        "the CLI on loopback (as on a lab's cluster), so that the job process is the client "
+        "alone and the scheduler's peak memory is reported apart",
+    )
+    parser.add_argument(
         "--breakdown",
         action="store_true",
         help="also print the bytes per row of each structure of the large build's job process "
@@ -395,7 +518,13 @@ def main() -> None:
         if args.base_repeat > 1:
             base = repeated_export(base, args.base_repeat, args.cache)
         small_build, large_build = (
-            in_fresh_process("build", str(export), str(args.workers), args.worker_memory)
+            in_fresh_process(
+                "build",
+                str(export),
+                str(args.workers),
+                args.worker_memory,
+                *(["separate"] if args.separate_scheduler else []),
+            )
             for export in (base, large)
         )
         report_builds(small_build, large_build, args.repeat // args.base_repeat)
