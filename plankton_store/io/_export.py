@@ -9,8 +9,9 @@ the layouts they read are described in :mod:`plankton_store.io._layout`.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -70,9 +71,34 @@ class Export:
     fingerprint: str
 
 
-def _hash_part(digest: Any, name: str, data: bytes) -> None:
-    _hash_prefix(digest, name, len(data))
-    digest.update(data)
+class _Deflated(NamedTuple):
+    """Bytes to hash, sent deflated from another process (a zip listing's fingerprint text:
+    ~40 bytes per member, 95 MB for 2.4 million, ~5 times smaller deflated)."""
+
+    data: bytes  # zlib stream
+    size: int  # of the bytes it holds
+
+    @classmethod
+    def of(cls, text: bytes) -> _Deflated:
+        return cls(zlib.compress(text, 1), len(text))
+
+
+#: Deflated bytes fed to the decompressor at a time by :func:`_hash_part`.
+INFLATE_PIECE_BYTES = 1 << 20
+
+
+def _hash_part(digest: Any, name: str, data: bytes | _Deflated) -> None:
+    """Hash a named part; a :class:`_Deflated` one is hashed as the bytes it holds, inflated
+    a piece at a time (never whole)."""
+    if not isinstance(data, _Deflated):
+        _hash_prefix(digest, name, len(data))
+        digest.update(data)
+        return
+    _hash_prefix(digest, name, data.size)
+    inflate, view = zlib.decompressobj(), memoryview(data.data)
+    for start in range(0, len(view), INFLATE_PIECE_BYTES):
+        digest.update(inflate.decompress(view[start : start + INFLATE_PIECE_BYTES]))
+    digest.update(inflate.flush())
 
 
 def _hash_prefix(digest: Any, name: str, size: int) -> None:
