@@ -11,6 +11,9 @@ each, and prints images/s, per-image cost of the large build relative to the sma
 and the peak resident memory of the job process (client, which also hosts the local
 cluster's scheduler and nannies), of each worker, and the job process's memory right after
 the export was read and after it was planned.
+With ``--separate-scheduler`` each build runs on a ``dask scheduler`` and ``dask worker``
+processes started with the CLI on loopback: the job process is the client alone, and the
+scheduler's peak is reported apart.
 (b) Builds synthetic tables of ``--plan-rows`` rows (objid, image reference, level2 label
 drawn with the reference class mix: 39 classes, 57% detritus) and runs the store's planner
 on each in a fresh process: seconds and peak memory per million rows.

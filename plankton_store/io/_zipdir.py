@@ -11,13 +11,10 @@ import os
 import struct
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    from plankton_store.io._export import _Deflated
 
 # Where one zip member lies and how to check it, what a read needs from the central
 # directory: (header offset, compressed size, compression method, CRC-32, length of the
@@ -32,7 +29,7 @@ class _ZipListing(NamedTuple):
     names: list[str]  # file members (no folders), in directory order
     # "name<TAB>CRC<TAB>size" of every entry, for the export fingerprint (deflated when
     # sent from another process: see plankton_store.io._listing._list_zip_to_send)
-    fingerprint: bytes | _Deflated
+    fingerprint: bytes | tuple[bytes, int]  # tuple: a plankton_store.io._export._Deflated
     entries: np.ndarray  # (len(names), 5) int64: the members' _ZipMember fields, in order
 
     @property
