@@ -23,13 +23,10 @@ from plankton_store import __version__
 from plankton_store.io import (
     COMPUTED_COLUMNS,
     ECOTAXA_LAYOUT,
-    META_LINEAGE_COLUMN,
     Export,
     ExportError,
     Taxonomy,
     class_lineages,
-    read_export,
-    regroup,
 )
 from plankton_store.store import format as fmt
 from plankton_store.store._block import (
@@ -47,6 +44,7 @@ from plankton_store.store._plan import (
     count_by_class_and_split,
     make_plan,
 )
+from plankton_store.store._source import read_for_store
 from plankton_store.store._versions import build_version_attrs
 from plankton_store.store._write import StoreLayout, create_store, finalize_store
 from plankton_store.store.format import Attr
@@ -194,20 +192,15 @@ def build_store(
     # A complete store is kept until its replacement has finished.
     target = staging_path(store) if state == "complete" and not resume else store
 
-    export = read_export(
+    export = read_for_store(
         source,
-        label_column=options.label_column,
-        storage_options=source_storage_options,
-        statuses=options.statuses,
-        # The workers, idle until the plan is made, list the zip and parse feature tables.
-        executor=client.get_executor(pure=False),
-        # Only objid, label and image are stored; the lineage names each class's taxon.
-        extra_columns=(META_LINEAGE_COLUMN,),
+        options.label_column,
+        options.statuses,
+        taxonomy,
+        client,
+        source_storage_options,
+        echo,
     )
-    echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
-    if not taxonomy.is_identity:
-        export = regroup(export, taxonomy)
-        echo(f"Labels regrouped: {taxonomy.describe()}")
     plan, options, tasks = _plan_blocks(source, target, export, options, storage_options)
     if resume:
         done_results, tasks = _resume_state(target, tasks, export, storage_options)

@@ -23,14 +23,11 @@ import zarr
 
 from plankton_store.io import (
     ECOTAXA_LAYOUT,
-    META_LINEAGE_COLUMN,
     Export,
     ExportError,
     Taxonomy,
     TaxonomyError,
     class_lineages,
-    read_export,
-    regroup,
 )
 from plankton_store.store import format as fmt
 from plankton_store.store._block import (
@@ -42,6 +39,7 @@ from plankton_store.store._block import (
 )
 from plankton_store.store._open import PlanktonStore, open_store
 from plankton_store.store._plan import BuildOptions, BuildPlan, count_by_class_and_split, make_plan
+from plankton_store.store._source import read_for_store
 from plankton_store.store._versions import (
     commit_root,
     grown,
@@ -142,19 +140,15 @@ def ingest_store(
     pending = _check_pending(st, resume)
     options = BuildOptions.from_attrs(st.attrs[Attr.BUILD_OPTIONS])
     grouping = store_taxonomy(st, taxonomy)
-    export = read_export(
+    export = read_for_store(
         source,
-        label_column=st.label_column,
-        storage_options=source_storage_options,
-        statuses=options.statuses if statuses is None else statuses,
-        executor=client.get_executor(pure=False),
-        # Only objid, label and image are stored; the lineage names each class's taxon.
-        extra_columns=(META_LINEAGE_COLUMN,),
+        st.label_column,
+        options.statuses if statuses is None else statuses,
+        grouping,
+        client,
+        source_storage_options,
+        echo,
     )
-    echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
-    if not grouping.is_identity:
-        export = regroup(export, grouping)
-        echo(f"Labels regrouped as the store: {grouping.describe()}")
     ingest = plan_ingest(st, export, options)
     if pending is not None:
         _check_resume(pending, export, ingest)
