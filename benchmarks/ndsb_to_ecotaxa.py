@@ -40,42 +40,15 @@ import pandas as pd
 from distributed import Client
 
 from plankton_store.cluster import local_cluster
-from plankton_store.io import read_export
+from plankton_store.io import ECOTAXA_NUMERIC_FIXED, meta_to_ecotaxa, read_export
 from plankton_store.store import BuildOptions, build_store, open_store
 from plankton_store.store import format as fmt
-
-#: meta.csv column (a database dump's) -> EcoTaxa column.
-FIXED = {
-    "latitude": "object_lat",
-    "longitude": "object_lon",
-    "depth_min": "object_depth_min",
-    "depth_max": "object_depth_max",
-}
-NUMERIC = {"object_lat", "object_lon", "object_depth_min", "object_depth_max"}
 
 
 def ecotaxa_rows(source: Path, label: str) -> pd.DataFrame:
     """meta.csv (and the native features, if any) as EcoTaxa columns, all text."""
     meta = pd.read_csv(source / "meta.csv", dtype=str, keep_default_na=False)
-    rows = pd.DataFrame(
-        {
-            "object_id": meta["objid"],
-            "img_file_name": meta["objid"] + ".jpg",
-            "object_annotation_status": meta.get("status", "validated"),
-            "object_annotation_category": meta[label],
-        }
-    )
-    unlabelled = rows["object_annotation_category"].str.strip() == ""
-    rows.loc[unlabelled, "object_annotation_status"] = ""
-    if "lineage" in meta:
-        rows["object_annotation_hierarchy"] = meta["lineage"].str.replace("/", ">")
-    for column, name in FIXED.items():
-        if column in meta:
-            rows[name] = meta[column]
-    if "objdate" in meta:
-        rows["object_date"] = meta["objdate"].str.replace("-", "")
-    if "objtime" in meta:
-        rows["object_time"] = meta["objtime"].str.replace(":", "")
+    rows = meta_to_ecotaxa(meta, label)
     features = source / "features_native.csv.gz"
     if features.exists():
         native = pd.read_csv(features, dtype=str, keep_default_na=False)
@@ -94,7 +67,9 @@ def write_ecotaxa_export(source: Path, out: Path, samples: int, label: str) -> p
         rows.loc[rows.index[chunk], "sample_id"] = f"sample_{k:0{width}d}"
     fixed_text = {"object_id", "img_file_name", "object_date", "object_time", "sample_id"}
     types = [
-        "[f]" if c in NUMERIC or (c.startswith("object_") and _numeric(rows[c])) else "[t]"
+        "[f]"
+        if c in ECOTAXA_NUMERIC_FIXED or (c.startswith("object_") and _numeric(rows[c]))
+        else "[t]"
         for c in rows.columns
     ]
     types = [

@@ -12,13 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-#: Metadata columns of the demo's meta.csv -> EcoTaxa fixed columns.
-FIXED = {
-    "latitude": "object_lat",
-    "longitude": "object_lon",
-    "depth_min": "object_depth_min",
-    "depth_max": "object_depth_max",
-}
+from plankton_store.io import ECOTAXA_NUMERIC_FIXED, meta_to_ecotaxa
+
 #: ZooProcess-like feature names: the demo's feature table names, with their punctuation.
 FEATURES = ["area", "mean", "perim.", "circ."]
 
@@ -47,30 +42,14 @@ def flowcam_to_ecotaxa(
         with gzip.open(features_file, "rt") as f:
             feats = pd.read_csv(f, dtype=str, keep_default_na=False)
         meta = meta.merge(feats, on="objid", how="left")
-    rows = pd.DataFrame(
-        {
-            "object_id": meta["objid"] if integer_ids else "obj-" + meta["objid"],
-            "img_file_name": "images/" + meta["objid"] + ".jpg",
-            "img_rank": "0",
-            "object_annotation_status": meta.get("status", "validated"),
-            "object_annotation_category": meta[label],
-        }
-    )
+    rows = meta_to_ecotaxa(meta, label, image_prefix="images/")
+    if not integer_ids:
+        rows["object_id"] = "obj-" + rows["object_id"]
     if dubious_every:
-        rows.loc[rows.index % dubious_every == dubious_every - 1, "object_annotation_status"] = (
-            "dubious"
+        dubious = (rows.index % dubious_every == dubious_every - 1) & (
+            rows["object_annotation_category"] != ""
         )
-    # An object nobody classified has neither status nor category in EcoTaxa.
-    rows.loc[rows["object_annotation_category"] == "", "object_annotation_status"] = ""
-    if "lineage" in meta:
-        rows["object_annotation_hierarchy"] = meta["lineage"].str.replace("/", ">")
-    for column, name in FIXED.items():
-        if column in meta:
-            rows[name] = meta[column]
-    if "objdate" in meta:
-        rows["object_date"] = meta["objdate"].str.replace("-", "")
-    if "objtime" in meta:
-        rows["object_time"] = meta["objtime"].str.replace(":", "")
+        rows.loc[dubious, "object_annotation_status"] = "dubious"
     for name in FEATURES:
         if name in meta:
             rows[f"object_{name}"] = meta[name]
@@ -84,9 +63,10 @@ def flowcam_to_ecotaxa(
     for k, chunk in enumerate(chunks):
         rows.loc[chunk, "sample_id"] = f"sample_{k}"
     rows["acq_id"] = "acq_" + rows["sample_id"]
-    numeric = {"img_rank", "object_lat", "object_lon", "object_depth_min", "object_depth_max"}
     types = [
-        "[f]" if c in numeric or (c.startswith("object_") and c[7:] in FEATURES) else "[t]"
+        "[f]"
+        if c in ECOTAXA_NUMERIC_FIXED or (c.startswith("object_") and c[7:] in FEATURES)
+        else "[t]"
         for c in rows.columns
     ]
     types = [

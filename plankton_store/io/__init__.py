@@ -21,6 +21,11 @@ from plankton_store.io._ecotaxa import (
     is_ecotaxa_zip,
     read_ecotaxa_export,
 )
+from plankton_store.io._ecotaxa_convert import (
+    ECOTAXA_NUMERIC_FIXED,
+    META_TO_ECOTAXA,
+    meta_to_ecotaxa,
+)
 from plankton_store.io._ecotaxa_table import EcoTaxaTable, read_ecotaxa_table
 from plankton_store.io._ecotaxa_write import (
     PREDICTED_STATUS,
@@ -97,6 +102,7 @@ __all__ = [
     "DESCRIPTOR_COLUMNS",
     "ECOTAXA_API_COLUMNS",
     "ECOTAXA_API_SUFFIX",
+    "ECOTAXA_NUMERIC_FIXED",
     "ECOTAXA_HIERARCHY_COLUMN",
     "ECOTAXA_FEATURES",
     "ECOTAXA_LABEL_COLUMN",
@@ -117,6 +123,7 @@ __all__ = [
     "IMAGES_DIR",
     "LINEAGE_SEPARATOR",
     "META_FILE",
+    "META_TO_ECOTAXA",
     "META_LINEAGE_COLUMN",
     "OPERATIONS",
     "PREDICTED_STATUS",
@@ -153,6 +160,7 @@ __all__ = [
     "is_ecotaxa_zip",
     "is_url",
     "lineage_column",
+    "meta_to_ecotaxa",
     "object_mask",
     "parse_size",
     "prepare_image",
