@@ -20,6 +20,7 @@ the train rows of the classes to augment, under ``augment_below`` per class):
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -108,13 +109,16 @@ class _Runner:
     def map(self, fn, *items, **kwargs) -> list:
         if self.client is None:
             return [fn(*args, **kwargs) for args in zip(*items, strict=True)]
-        return self.client.gather(self.client.map(fn, *items, pure=False, **kwargs))
+        # The common arguments ride with the function: passed as map's keyword arguments,
+        # large ones became tasks named after the argument, which the next pass reused.
+        task = functools.partial(fn, **kwargs)
+        return self.client.gather(self.client.map(task, *items, pure=False))
 
     def map_sum(self, fn, *items, **kwargs) -> np.ndarray:
         """The sum of the tasks' arrays, added up on a worker."""
         if self.client is None:
             return sum(fn(*args, **kwargs) for args in zip(*items, strict=True))
-        futures = self.client.map(fn, *items, pure=False, **kwargs)
+        futures = self.client.map(functools.partial(fn, **kwargs), *items, pure=False)
         return self.client.submit(_add_up, futures, pure=False).result()
 
 
