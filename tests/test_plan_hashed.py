@@ -8,10 +8,12 @@ and the bucket shuffle do real work.
 from __future__ import annotations
 
 import functools
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+import zarr
 from click.testing import CliRunner
 
 from plankton_store.store import (
@@ -196,3 +198,43 @@ def test_build_store_with_the_hashed_planner_verifies(tmp_path, dask_client):
     planned = plan_table(exp.table, options, exp.rejects, exp.rows_read)
     assert st.attrs[Attr.COUNTS] == planned.counts()
     np.testing.assert_array_equal(st.array(fmt.OBJID)[: st.n_samples], planned.samples["objid"])
+    # --resume without --planner replans with the recorded hashed planner: the same blocks.
+    resumed = str(tmp_path / "resumed.zarr")
+    shutil.copytree(store, resumed)
+    group = zarr.open_group(resumed, mode="r+")
+    group.attrs[fmt.ROOT_ATTRS_KEY] = {**group.attrs[fmt.ROOT_ATTRS_KEY], Attr.COMPLETE: False}
+    last = (st.n_samples - 1) // st.block_size
+    group[fmt.BLOCK_CHECKSUM][last] = 0  # the last block never written
+    group[fmt.OBJID][last * st.block_size : st.n_samples] = 0
+    again = CliRunner().invoke(
+        build_store_command, [str(export), resumed, "--resume", "--workers", "2"]
+    )
+    assert again.exit_code == 0, again.output
+    np.testing.assert_array_equal(open_store(resumed).array(fmt.OBJID)[:], st.array(fmt.OBJID)[:])
+
+
+def test_ingest_into_a_hashed_store_plans_with_the_hashed_planner(tmp_path, dask_client):
+    from plankton_store.io import read_export
+    from plankton_store.store import build_store, ingest_store
+    from tests.conftest import write_flowcam_export
+    from tests.test_ingest import _subset
+
+    full = write_flowcam_export(tmp_path / "full", {"detritus": 60, "copepod": 30, "new": 12})
+    first = _subset(full, tmp_path / "a", lambda i, lab: i < 1050 and lab != "new")
+    second = _subset(full, tmp_path / "b", lambda i, lab: i >= 1050 or lab == "new")
+    options = BuildOptions(block_size=32, chunk_size=16, augment_below=30, size=(16, 12))
+    store = str(tmp_path / "s.zarr")
+    quiet = dict(progress=False, echo=lambda _: None)
+    build_store(str(first), store, BuildOptions(**{**options.to_attrs(), "planner": "hashed"}),
+                dask_client, **quiet)  # fmt: skip
+    summary = ingest_store(store, str(second), dask_client, **quiet)
+    recorded = BuildOptions.from_attrs(open_store(store).attrs[Attr.BUILD_OPTIONS])
+    exp = read_export(str(second))
+    expected = plan_table(exp.table, recorded, exp.rejects, exp.rows_read)
+    assert summary.counts == expected.counts() and summary.new_classes == ["new"]
+    objid = open_store(store).array(fmt.OBJID)[summary.start : summary.stop]
+    np.testing.assert_array_equal(objid, expected.samples["objid"])
+    sequential = make_plan(
+        exp.table, BuildOptions(**{**recorded.to_attrs(), "planner": "sequential"})
+    )
+    assert not np.array_equal(objid, sequential.samples["objid"])
