@@ -356,17 +356,20 @@ def synthetic_table(n: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"objid": objid, "label": label, "image": image})
 
 
-def one_plan(rows: int, cap: int) -> dict:
-    """Plan a synthetic table of ``rows`` rows; figures as a dict (run in a fresh process)."""
-    from plankton_store.store import make_plan
+def one_plan(rows: int, cap: int, planner: str = "sequential") -> dict:
+    """Plan a synthetic table of ``rows`` rows in this process with ``make_plan``, or with
+    the hashed planner's ``plan_table`` ("hashed-local"); figures as a dict (run in a fresh
+    process)."""
+    from plankton_store.store import make_plan, plan_table
 
     started = time.perf_counter()
     table = synthetic_table(rows)
     table_seconds = time.perf_counter() - started
     before = vm_rss()
-    options = BuildOptions(max_per_class=cap or None)
+    hashed = planner == "hashed-local"
+    options = BuildOptions(max_per_class=cap or None, planner="hashed" if hashed else planner)
     started = time.perf_counter()
-    plan = make_plan(table, options)
+    plan = (plan_table if hashed else make_plan)(table, options)
     seconds = time.perf_counter() - started
     return {
         "rows": rows,
@@ -555,7 +558,7 @@ def main() -> None:
             rows, cap, partition_rows, workers = (int(x) for x in rest[:4])
             print(json.dumps(one_hashed_plan(rows, cap, partition_rows, workers, rest[4])))
         else:
-            print(json.dumps(one_plan(int(rest[0]), int(rest[1]))))
+            print(json.dumps(one_plan(int(rest[0]), int(rest[1]), *rest[2:])))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.1, help="demo export scale (1x)")
@@ -598,10 +601,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--plan-planner",
-        choices=("sequential", "hashed"),
+        choices=("sequential", "hashed", "hashed-local"),
         default="sequential",
-        help="(b) with 'sequential': make_plan on the whole table in this process; with "
-        "'hashed': plan_partitioned on a CLI scheduler and --workers CLI workers of "
+        help="(b) with 'sequential': make_plan on the whole table in one process; with "
+        "'hashed-local': the hashed planner the same way (plan_table, as a build runs it); "
+        "with 'hashed': plan_partitioned on a CLI scheduler and --workers CLI workers of "
         "--worker-memory, the table made partition by partition on the workers",
     )
     parser.add_argument(
@@ -659,7 +663,7 @@ def main() -> None:
         if hashed:
             report_hashed_plans(hashed)
         return
-    plans = [in_fresh_process("plan", n, str(args.plan_cap)) for n in sizes]
+    plans = [in_fresh_process("plan", n, str(args.plan_cap), args.plan_planner) for n in sizes]
     if plans:
         report_plans(plans)
 
