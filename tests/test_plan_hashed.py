@@ -238,3 +238,15 @@ def test_ingest_into_a_hashed_store_plans_with_the_hashed_planner(tmp_path, dask
         exp.table, BuildOptions(**{**recorded.to_attrs(), "planner": "sequential"})
     )
     assert not np.array_equal(objid, sequential.samples["objid"])
+
+
+def test_all_rejected_and_empty_tables_plan_nothing():
+    t = table(60).assign(label=pd.Series(["artefact", " ", pd.NA] * 20, dtype="string"))
+    for rows in (t, t.iloc[:0]):
+        hashed = plan_table(rows, OPTIONS, partition_rows=7, **SMALL)
+        sequential = make_plan(rows, OPTIONS)
+        assert len(hashed.samples) == 0 and hashed.class_names == [] and hashed.counts() == {}
+        assert sorted(map(tuple, hashed.rejects.astype(str).to_numpy())) == sorted(
+            map(tuple, sequential.rejects.astype(str).to_numpy())
+        )
+        assert len(hashed.rejects) == len(rows) == hashed.rows_read

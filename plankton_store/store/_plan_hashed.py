@@ -93,9 +93,11 @@ class PartitionedPlan:
         return pd.DataFrame(np.concatenate(arrays)) if arrays else pd.DataFrame()
 
     def rejects(self, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Every rejected row: ``objid``, ``row``, ``reason`` (text)."""
+        """Every rejected row: ``objid``, ``row``, ``reason`` (text); ordered by reason, as
+        :data:`reasons` lists them, then by row."""
         arrays = [load_array(p, storage_options) for p in self.reject_pieces]
-        found = pd.DataFrame(np.concatenate(arrays))
+        found = np.concatenate(arrays)
+        found = pd.DataFrame(found[np.lexsort((found["row"], found["reason"]))])
         reason = np.asarray(self.reasons, dtype=object)[found["reason"].to_numpy()]
         return found.assign(reason=reason)
 
@@ -220,6 +222,8 @@ def plan_partitioned(
         Class list, counts per class and split, reject counts and the pieces written. The
         same for a seed and a table whatever the partitioning.
     """
+    if not partitions:
+        raise ValueError("plan_partitioned needs at least one partition (it may be empty)")
     runner = _Runner(client)
     work = f"{out}/_work"
     common = {"work": work, "storage_options": storage_options}
@@ -356,18 +360,36 @@ def plan_table(
     partition_rows: int = PARTITION_ROWS,
     **kwargs: Any,
 ) -> BuildPlan:
-    """:func:`make_plan` with the hashed planner: ``table`` cut into partitions of
-    ``partition_rows`` rows, planned by :func:`plan_partitioned` into a temporary folder
-    (on ``client``'s workers, which must see this machine's temporary folder, or here),
-    then read back as a :class:`BuildPlan`."""
+    """:func:`make_plan` with the hashed planner, for a table in memory.
+
+    Parameters
+    ----------
+    table, options, reader_rejects, rows_read
+        As for :func:`make_plan`.
+    client
+        A ``distributed.Client`` whose workers see this machine's temporary folder, or None
+        (the norm) to run the passes in this process.
+    partition_rows
+        Rows per partition: ``table`` is cut into these, planned by
+        :func:`plan_partitioned` into a temporary folder, then read back.
+    **kwargs
+        ``bucket_rows`` and ``bits`` of :func:`plan_partitioned`.
+
+    Returns
+    -------
+    BuildPlan
+        The same plan whatever ``partition_rows``; rejects ordered by reason, then row,
+        after ``reader_rejects``.
+    """
     rows = table[["objid", "label"]].assign(row=np.arange(len(table)))
-    parts = [rows.iloc[i : i + partition_rows] for i in range(0, len(rows), partition_rows)]
+    starts = range(0, max(len(rows), 1), partition_rows)  # an empty table: one partition
+    parts = [rows.iloc[i : i + partition_rows] for i in starts]
     if rows_read is None:
         rows_read = len(table) + (len(reader_rejects) if reader_rejects is not None else 0)
     with tempfile.TemporaryDirectory(prefix="plankton-plan-") as out:
         planned = plan_partitioned(parts, options, out, client, rows_read, **kwargs)
         found = planned.samples()
-        rejected = planned.rejects().sort_values(["reason", "row"], kind="stable")
+        rejected = planned.rejects()
     images = table["image"].to_numpy()
     samples = pd.DataFrame({k: found[k] for k in ("objid", "label", "split")})
     samples["source_objid"], samples["augmentation"] = found["source_objid"], found["augmentation"]
