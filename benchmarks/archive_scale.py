@@ -420,7 +420,8 @@ def one_hashed_plan(
             client.wait_for_workers(workers, timeout=120)
             pids = client.run(os.getpid)
             started = time.perf_counter()
-            plan = plan_partitioned(parts, options, str(out), client)
+            passes: list[str] = []
+            plan = plan_partitioned(parts, options, str(out), client, echo=passes.append)
             seconds = time.perf_counter() - started
             disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
             restarted = client.run(os.getpid) != pids
@@ -440,6 +441,7 @@ def one_hashed_plan(
         "scheduler_peak": scheduler_peak,
         "worker_peaks": worker_peaks,
         "workers_restarted": restarted,
+        "passes": passes,
     }
 
 
@@ -457,6 +459,7 @@ def report_hashed_plans(plans: list[dict]) -> None:
             f"2 GiB {max(peaks) / TARGET_PLAN_MEMORY:.2f}"
             + ("; A WORKER WAS RESTARTED" if p["workers_restarted"] else "")
         )
+        print(f"  passes: {', '.join(p['passes'])}")
     if len(plans) >= 2:
         a, b = plans[0], plans[-1]
         per = [p["seconds"] / p["rows"] * 1e6 for p in (a, b)]

@@ -23,6 +23,8 @@ from __future__ import annotations
 import functools
 import json
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -124,6 +126,19 @@ class _Runner:
         return self.client.submit(_add_up, futures, pure=False).result()
 
 
+class _Clock:
+    """Reports the seconds each pass took to ``echo`` (when given)."""
+
+    def __init__(self, echo: Callable[[str], None] | None) -> None:
+        self.echo, self.started = echo, time.perf_counter()
+
+    def __call__(self, what: str) -> None:
+        now = time.perf_counter()
+        if self.echo is not None:
+            self.echo(f"{what}: {now - self.started:.1f} s")
+        self.started = now
+
+
 def _add_up(arrays: list[np.ndarray]) -> np.ndarray:
     return np.sum(arrays, axis=0)
 
@@ -192,6 +207,7 @@ def plan_partitioned(
     storage_options: dict[str, Any] | None = None,
     bucket_rows: int = BUCKET_ROWS,
     bits: int = HISTOGRAM_BITS,
+    echo: Callable[[str], None] | None = None,
 ) -> PartitionedPlan:
     """Plan a table given as partitions with the hashed planner; write the plan to ``out``.
 
@@ -215,6 +231,8 @@ def plan_partitioned(
         fsspec options of a URL ``out``.
     bucket_rows, bits
         Samples per store-order piece; top key bits of the selection histograms.
+    echo
+        Called with the seconds of each pass (``"split: 3.2 s"``); None: silent.
 
     Returns
     -------
@@ -224,18 +242,21 @@ def plan_partitioned(
     """
     if not partitions:
         raise ValueError("plan_partitioned needs at least one partition (it may be empty)")
-    runner = _Runner(client)
+    runner, clock = _Runner(client), _Clock(echo)
     work = f"{out}/_work"
     common = {"work": work, "storage_options": storage_options}
     firsts = runner.map(ingest_part, range(len(partitions)), partitions, **common)
+    clock("read")
     found = _classes(firsts, options)
     items = (list(range(len(partitions))), found["mappings"])
     ctx: dict[str, Any] = {"seed": options.seed, "n_classes": len(found["names"])}
     kept, cap_reason = _cap(runner, items, common, ctx, found, options, bits)
+    clock("cap")
     sized = _sizes(kept, options)
     n_test, n_val = sized["split"][:, 2], sized["split"][:, 1]
     ranks = np.stack([n_test, n_test + n_val], axis=1)
     split_key, split_row = _select(runner, items, {**common, "ctx": ctx}, KEY_SPLIT, ranks, bits)
+    clock("split")
     per_split = sized["split"].sum(axis=0) + np.array([sized["copies"].sum(), 0, 0])
     buckets = np.maximum(1, -(-per_split // bucket_rows)).astype(np.int64)
     ctx.update(split_key=split_key, split_row=split_row, cap_reason=cap_reason)
@@ -244,7 +265,9 @@ def plan_partitioned(
     train = {k: np.concatenate([a["train"][k] for a in assigned]) for k in TRAIN_FIELDS}
     copies = plan_copies(train, sized["copies"], options)
     copy_counts = scatter(copies, f"{work}/scatter-copies.bin", buckets, storage_options)
+    clock("assign")
     pieces = _sort_buckets(runner, assigned, copy_counts, work, out, storage_options)
+    clock("store order")
     if rows_read is None:
         rows_read = sum(int(f["counts"].sum()) + f["missing"] for f in firsts)
     plan = _summary(found, kept, sized, options, rows_read, assigned)
