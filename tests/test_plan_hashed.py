@@ -250,3 +250,15 @@ def test_all_rejected_and_empty_tables_plan_nothing():
             map(tuple, sequential.rejects.astype(str).to_numpy())
         )
         assert len(hashed.rejects) == len(rows) == hashed.rows_read
+
+
+def test_rows_with_the_same_objid_are_told_apart_by_their_row(tmp_path):
+    t = table(1500)
+    t["objid"] = np.arange(len(t)) // 4  # 4 rows share each objid, hence each key
+    rows = t[["objid", "label"]].assign(row=np.arange(len(t)))
+    cuts = {"one": [rows], "interleaved": [rows.iloc[i::5] for i in (3, 1, 4, 0, 2)]}
+    plans = {k: plan_partitioned(p, OPTIONS, str(tmp_path / k), **SMALL) for k, p in cuts.items()}
+    s = plans["one"].samples()
+    pd.testing.assert_frame_equal(plans["interleaved"].samples(), s)
+    assert not s.duplicated(["row", "augmentation"]).any()
+    assert s.loc[s["augmentation"] == 0, "objid"].duplicated().any()  # one objid, 2 samples

@@ -231,12 +231,22 @@ def bucket_task(
             f.seek(first * SCATTER_DTYPE.itemsize)
             pieces.append(np.frombuffer(f.read(count * SCATTER_DTYPE.itemsize), SCATTER_DTYPE))
     records = np.concatenate(pieces) if pieces else np.empty(0, SCATTER_DTYPE)
-    records = records[np.lexsort((records["augmentation"], records["row"], records["key"]))]
+    records = records[_store_order(records)]
     samples = np.empty(len(records), dtype=SAMPLE_DTYPE)
     for name in SAMPLE_DTYPE.names:
         samples[name] = records[name]
     save_array(piece_path(out, j), samples, storage_options)
     return len(samples)
+
+
+def _store_order(records: np.ndarray) -> np.ndarray:
+    """The order of ``records`` by ``(key, row, augmentation)``: a sort of the keys alone
+    (0.45 s for 2 million against 0.70 s), unless two keys are equal (an objid twice)."""
+    order = np.argsort(records["key"])
+    key = records["key"][order]
+    if (key[1:] == key[:-1]).any():
+        return np.lexsort((records["augmentation"], records["row"], records["key"]))
+    return order
 
 
 def piece_path(out: str, j: int) -> str:
