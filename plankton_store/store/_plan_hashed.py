@@ -110,7 +110,8 @@ class _Runner:
     def __init__(self, client: Any | None) -> None:
         self.client = client
 
-    def map(self, fn, *items, **kwargs) -> list:
+    def map(self, fn: Callable[..., Any], *items: Any, **kwargs: Any) -> list:
+        """``fn(*item, **kwargs)`` for every item (zipped over ``items``), gathered."""
         if self.client is None:
             return [fn(*args, **kwargs) for args in zip(*items, strict=True)]
         # The common arguments ride with the function: passed as map's keyword arguments,
@@ -118,7 +119,7 @@ class _Runner:
         task = functools.partial(fn, **kwargs)
         return self.client.gather(self.client.map(task, *items, pure=False))
 
-    def map_sum(self, fn, *items, **kwargs) -> np.ndarray:
+    def map_sum(self, fn: Callable[..., Any], *items: Any, **kwargs: Any) -> np.ndarray:
         """The sum of the tasks' arrays, added up on a worker."""
         if self.client is None:
             return sum(fn(*args, **kwargs) for args in zip(*items, strict=True))

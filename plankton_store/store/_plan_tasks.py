@@ -55,6 +55,7 @@ def load_array(path: str, storage_options: dict[str, Any] | None) -> np.ndarray:
 
 
 def part_path(work: str, i: int) -> str:
+    """The compact rows of partition ``i`` in the working folder."""
     return f"{work}/part-{i:05d}.npy"
 
 
@@ -153,7 +154,12 @@ def bucket_of(split: np.ndarray, key: np.ndarray, buckets: np.ndarray) -> np.nda
     return (first[split] + (((key >> np.uint64(32)) * n) >> np.uint64(32))).astype(np.int64)
 
 
-def scatter(records: np.ndarray, path: str, buckets: np.ndarray, storage_options) -> np.ndarray:
+def scatter(
+    records: np.ndarray,
+    path: str,
+    buckets: np.ndarray,
+    storage_options: dict[str, Any] | None,
+) -> np.ndarray:
     """Write ``records`` ordered by store-order bucket to ``path``; the count per bucket."""
     bucket = bucket_of(records["split"].astype(np.int64), records["key"], buckets)
     order = np.argsort(bucket, kind="stable")
@@ -162,7 +168,9 @@ def scatter(records: np.ndarray, path: str, buckets: np.ndarray, storage_options
     return np.bincount(bucket, minlength=int(buckets.sum()))
 
 
-def _splits(rec: np.ndarray, where: np.ndarray, label: np.ndarray, base: np.ndarray, ctx):
+def _splits(
+    rec: np.ndarray, where: np.ndarray, label: np.ndarray, base: np.ndarray, ctx: dict[str, Any]
+) -> np.ndarray:
     """Split of the usable, kept rows: the ``n_test`` smallest split keys of a class go to
     test, the next ``n_val`` to val, the rest to train."""
     key = row_key(base, KEY_SPLIT)
@@ -250,4 +258,5 @@ def _store_order(records: np.ndarray) -> np.ndarray:
 
 
 def piece_path(out: str, j: int) -> str:
+    """Piece ``j`` of the store order in the plan's folder."""
     return f"{out}/samples/piece-{j:05d}.npy"
