@@ -356,17 +356,20 @@ def synthetic_table(n: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"objid": objid, "label": label, "image": image})
 
 
-def one_plan(rows: int, cap: int) -> dict:
-    """Plan a synthetic table of ``rows`` rows; figures as a dict (run in a fresh process)."""
-    from plankton_store.store import make_plan
+def one_plan(rows: int, cap: int, planner: str = "sequential") -> dict:
+    """Plan a synthetic table of ``rows`` rows in this process with ``make_plan``, or with
+    the hashed planner's ``plan_table`` ("hashed-local"); figures as a dict (run in a fresh
+    process)."""
+    from plankton_store.store import make_plan, plan_table
 
     started = time.perf_counter()
     table = synthetic_table(rows)
     table_seconds = time.perf_counter() - started
     before = vm_rss()
-    options = BuildOptions(max_per_class=cap or None)
+    hashed = planner == "hashed-local"
+    options = BuildOptions(max_per_class=cap or None, planner="hashed" if hashed else planner)
     started = time.perf_counter()
-    plan = make_plan(table, options)
+    plan = (plan_table if hashed else make_plan)(table, options)
     seconds = time.perf_counter() - started
     return {
         "rows": rows,
@@ -377,6 +380,93 @@ def one_plan(rows: int, cap: int) -> dict:
         "table_rss": before,
         "peak": vm_hwm(),
     }
+
+
+def synthetic_partition(i: int, partition_rows: int, n_rows: int, seed: int = 0) -> pd.DataFrame:
+    """Partition ``i`` of a synthetic table of ``n_rows`` rows, made on the worker that plans
+    it: objid, label (categorical: the reference level2 mix, empty labels missing), row."""
+    from plankton_store.demo import EMPTY_LABEL_COUNT, LEVEL2_COUNTS
+
+    names = [*LEVEL2_COUNTS, ""]
+    counts = np.array([*LEVEL2_COUNTS.values(), EMPTY_LABEL_COUNT], dtype=np.float64)
+    start = i * partition_rows
+    row = np.arange(start, min(start + partition_rows, n_rows), dtype=np.int64)
+    codes = np.random.default_rng([seed, i]).choice(len(names), len(row), p=counts / counts.sum())
+    codes[codes == len(names) - 1] = -1  # missing label
+    label = pd.Categorical.from_codes(codes, names[:-1])
+    return pd.DataFrame({"objid": 10_000_000 + row * 7, "label": label, "row": row})
+
+
+def one_hashed_plan(
+    rows: int, cap: int, partition_rows: int, workers: int, worker_memory: str
+) -> dict:
+    """Plan a synthetic table of ``rows`` rows with the hashed planner on a CLI scheduler and
+    ``workers`` CLI workers (:func:`cli_cluster`), the partitions made on the workers; the
+    plan written to a temporary folder, removed after. Figures as a dict."""
+    import functools
+
+    from distributed import Client
+
+    from plankton_store.store import plan_partitioned
+
+    options = BuildOptions(max_per_class=cap or None, planner="hashed")
+    n_parts = -(-rows // partition_rows)
+    parts = [
+        functools.partial(synthetic_partition, i, partition_rows, rows) for i in range(n_parts)
+    ]
+    out = Path(tempfile.mkdtemp(prefix="archive-scale-plan-"))
+    try:
+        with cli_cluster(workers, worker_memory) as (address, _), Client(address) as client:
+            client.wait_for_workers(workers, timeout=120)
+            pids = client.run(os.getpid)
+            started = time.perf_counter()
+            passes: list[str] = []
+            plan = plan_partitioned(parts, options, str(out), client, echo=passes.append)
+            seconds = time.perf_counter() - started
+            disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+            restarted = client.run(os.getpid) != pids
+            worker_peaks = list(client.run(vm_hwm).values())
+            scheduler_peak = client.run_on_scheduler(vm_hwm)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return {
+        "rows": rows,
+        "partitions": n_parts,
+        "samples": plan.n_samples,
+        "rejects": sum(plan.reject_counts.values()),
+        "pieces": len(plan.pieces),
+        "seconds": seconds,
+        "disk": disk,
+        "client_peak": vm_hwm(),
+        "scheduler_peak": scheduler_peak,
+        "worker_peaks": worker_peaks,
+        "workers_restarted": restarted,
+        "passes": passes,
+    }
+
+
+def report_hashed_plans(plans: list[dict]) -> None:
+    for p in plans:
+        millions = p["rows"] / 1e6
+        peaks = [p["client_peak"], p["scheduler_peak"], *p["worker_peaks"]]
+        print(
+            f"hashed plan {p['rows']:,} rows in {p['partitions']} partitions "
+            f"({p['samples']:,} samples in {p['pieces']} pieces, {p['rejects']:,} rejects, "
+            f"{p['disk'] / GIB:.2f} GiB written): {p['seconds']:.1f} s = "
+            f"{p['seconds'] / millions:.2f} s per million rows; peak MiB client "
+            f"{p['client_peak'] / MIB:,.0f}, scheduler {p['scheduler_peak'] / MIB:,.0f}, "
+            f"workers {', '.join(f'{w / MIB:,.0f}' for w in p['worker_peaks'])}; largest / "
+            f"2 GiB {max(peaks) / TARGET_PLAN_MEMORY:.2f}"
+            + ("; A WORKER WAS RESTARTED" if p["workers_restarted"] else "")
+        )
+        print(f"  passes: {', '.join(p['passes'])}")
+    if len(plans) >= 2:
+        a, b = plans[0], plans[-1]
+        per = [p["seconds"] / p["rows"] * 1e6 for p in (a, b)]
+        print(
+            f"time per million rows {per[0]:.2f} s at {a['rows']:,}, {per[1]:.2f} s at "
+            f"{b['rows']:,}: ratio {per[1] / per[0]:.2f} (1.00 = linear)"
+        )
 
 
 # --- driver ------------------------------------------------------------------------------
@@ -467,8 +557,11 @@ def main() -> None:
             print(json.dumps(one_build(rest[0], int(rest[1]), rest[2], rest[3:] == ["separate"])))
         elif kind == "breakdown":
             print(json.dumps(breakdown(rest[0]), default=int))
+        elif kind == "hashed":
+            rows, cap, partition_rows, workers = (int(x) for x in rest[:4])
+            print(json.dumps(one_hashed_plan(rows, cap, partition_rows, workers, rest[4])))
         else:
-            print(json.dumps(one_plan(int(rest[0]), int(rest[1]))))
+            print(json.dumps(one_plan(int(rest[0]), int(rest[1]), *rest[2:])))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.1, help="demo export scale (1x)")
@@ -509,6 +602,21 @@ def main() -> None:
     parser.add_argument(
         "--plan-cap", type=int, default=0, help="--max-per-class of the plans (0: none)"
     )
+    parser.add_argument(
+        "--plan-planner",
+        choices=("sequential", "hashed", "hashed-local"),
+        default="sequential",
+        help="(b) with 'sequential': make_plan on the whole table in one process; with "
+        "'hashed-local': the hashed planner the same way (plan_table, as a build runs it); "
+        "with 'hashed': plan_partitioned on a CLI scheduler and --workers CLI workers of "
+        "--worker-memory, the table made partition by partition on the workers",
+    )
+    parser.add_argument(
+        "--plan-partition-rows",
+        type=float,
+        default=2e6,
+        help="rows per partition of the hashed plans [default: 2e6]",
+    )
     args = parser.parse_args()
 
     if not args.no_build:
@@ -542,11 +650,23 @@ def main() -> None:
                     f"  {held / found['rows']:8,.0f} / {peak / found['rows']:8,.0f} bytes per "
                     f"row  {what}"
                 )
-    plans = [
-        in_fresh_process("plan", str(int(float(n))), str(args.plan_cap))
-        for n in args.plan_rows.split(",")
-        if n
-    ]
+    sizes = [str(int(float(n))) for n in args.plan_rows.split(",") if n]
+    if args.plan_planner == "hashed":
+        hashed = [
+            in_fresh_process(
+                "hashed",
+                n,
+                str(args.plan_cap),
+                str(int(args.plan_partition_rows)),
+                str(args.workers),
+                args.worker_memory,
+            )
+            for n in sizes
+        ]
+        if hashed:
+            report_hashed_plans(hashed)
+        return
+    plans = [in_fresh_process("plan", n, str(args.plan_cap), args.plan_planner) for n in sizes]
     if plans:
         report_plans(plans)
 

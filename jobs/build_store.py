@@ -19,6 +19,7 @@ from plankton_store.io import RESIZE_MODES, ExportError, is_ecotaxa_zip, is_url,
 from plankton_store.store import (
     DEFAULT_AUGMENTATIONS,
     DEFAULT_DROP_CLASSES,
+    PLANNERS,
     BuildOptions,
     StoreExistsError,
     build_store,
@@ -118,6 +119,17 @@ from plankton_store.store import (
 )
 @status_option("validated")
 @seed_option
+@click.option(
+    "--planner",
+    type=click.Choice(PLANNERS),
+    default=PLANNERS[0],
+    show_default=True,
+    help="How rows are capped, split and ordered. 'hashed' decides each row by keys hashed "
+    "from the seed and its objid, so a plan can be made partition by partition (for "
+    "archives too large to plan in one process; docs/archive-scale.md) and is the same "
+    "whatever the partitioning; it is another plan than 'sequential' for the same seed. "
+    "--resume and ingest use the planner the store was built with.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at STORE.")
 @click.option(
     "--resume",
@@ -146,6 +158,7 @@ def build_store_command(
     chunk_size: int,
     statuses: tuple[str, ...] | None,
     seed: int,
+    planner: str,
     overwrite: bool,
     resume: bool,
     workers: int | None,
@@ -179,6 +192,7 @@ def build_store_command(
             block_size=block_size,
             chunk_size=min(chunk_size, block_size or chunk_size),
             seed=seed,
+            planner=planner,
             compute_features=compute_features,
             statuses=statuses or DEFAULT_STATUSES,
         )

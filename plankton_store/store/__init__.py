@@ -32,11 +32,13 @@ from plankton_store.store._open import (
 from plankton_store.store._plan import (
     DEFAULT_AUGMENTATIONS,
     DEFAULT_DROP_CLASSES,
+    PLANNERS,
     BuildOptions,
     BuildPlan,
     count_by_class_and_split,
     make_plan,
 )
+from plankton_store.store._plan_hashed import PartitionedPlan, plan_partitioned, plan_table
 from plankton_store.store._versions import find_version, segments, written_mask
 from plankton_store.store._write import (
     StoreLayout,
@@ -52,6 +54,7 @@ from plankton_store.store.format import Attr, Split
 __all__ = [
     "DEFAULT_AUGMENTATIONS",
     "DEFAULT_DROP_CLASSES",
+    "PLANNERS",
     "Attr",
     "BlockResult",
     "BlockTask",
@@ -61,6 +64,7 @@ __all__ = [
     "IncompleteStoreError",
     "IngestStateError",
     "IngestSummary",
+    "PartitionedPlan",
     "PlanktonStore",
     "Split",
     "StoreExistsError",
@@ -82,6 +86,8 @@ __all__ = [
     "is_store",
     "make_plan",
     "open_store",
+    "plan_partitioned",
+    "plan_table",
     "run_block",
     "segments",
     "staging_path",

@@ -42,8 +42,8 @@ from plankton_store.store._plan import (
     BuildOptions,
     BuildPlan,
     count_by_class_and_split,
-    make_plan,
 )
+from plankton_store.store._plan_hashed import plan_with_planner
 from plankton_store.store._source import read_for_store
 from plankton_store.store._versions import build_version_attrs
 from plankton_store.store._write import StoreLayout, create_store, finalize_store
@@ -251,7 +251,7 @@ def _plan_blocks(
         if export.layout == ECOTAXA_LAYOUT
         else options
     )
-    plan = make_plan(export.table, named, export.rejects, export.rows_read)
+    plan = plan_with_planner(export.table, named, export.rejects, export.rows_read)
     options = options.resolved(len(plan.samples))
     if not len(plan.samples):
         raise ExportError(

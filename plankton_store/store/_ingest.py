@@ -38,7 +38,8 @@ from plankton_store.store._block import (
     split_written,
 )
 from plankton_store.store._open import PlanktonStore, open_store
-from plankton_store.store._plan import BuildOptions, BuildPlan, count_by_class_and_split, make_plan
+from plankton_store.store._plan import BuildOptions, BuildPlan, count_by_class_and_split
+from plankton_store.store._plan_hashed import plan_with_planner
 from plankton_store.store._source import read_for_store
 from plankton_store.store._versions import (
     commit_root,
@@ -215,7 +216,7 @@ def plan_ingest(st: PlanktonStore, export: Export, options: BuildOptions) -> Ing
     if len(table):
         if export.layout == ECOTAXA_LAYOUT:  # rejects name the column the labels came from
             options = replace(options, label_column=export.label_column)
-        plan = make_plan(table, options, export.rejects, export.rows_read)
+        plan = plan_with_planner(table, options, export.rejects, export.rows_read)
     else:
         columns = ["objid", "label", "split", "source_objid", "augmentation", "image", "row"]
         plan = BuildPlan(pd.DataFrame(columns=columns), [], export.rejects, export.rows_read)

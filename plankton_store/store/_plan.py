@@ -26,6 +26,8 @@ COPY_OBJID = -1
 MAX_BLOCK_SIZE = 4096
 #: Smaller stores get smaller blocks, so that at least this many share out the work.
 MIN_BLOCKS = 16
+#: The planners a build can use (``BuildOptions.planner``).
+PLANNERS: tuple[str, ...] = ("sequential", "hashed")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class BuildOptions:
     compute_features: bool = False
     #: EcoTaxa TSV exports: the object_annotation_status values whose labels are used.
     statuses: tuple[str, ...] = ECOTAXA_TRUSTED_STATUSES
+    #: "sequential" (:func:`make_plan`, one random generator) or "hashed" (per-row keys:
+    #: partitioned, the same plan whatever the partitioning; another plan for a seed).
+    planner: str = "sequential"
 
     def __post_init__(self) -> None:
         if not 0 <= self.test_fraction < 1 or not 0 <= self.val_fraction < 1:
@@ -60,6 +65,8 @@ class BuildOptions:
             and (self.block_size < 1 or self.block_size % self.chunk_size)
         ):
             raise ValueError("block size must be a positive multiple of the chunk size")
+        if self.planner not in PLANNERS:
+            raise ValueError(f"unknown planner {self.planner!r}; known {PLANNERS}")
         unknown = set(self.augmentations) - set(AUGMENTATIONS[1:])
         if unknown:
             raise ValueError(f"unknown augmentations {sorted(unknown)}; known {AUGMENTATIONS[1:]}")
