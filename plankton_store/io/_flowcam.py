@@ -31,7 +31,12 @@ from plankton_store.io._features import _read_features
 from plankton_store.io._fetch import ImageFetcher
 from plankton_store.io._fs import _Folder
 from plankton_store.io._layout import FLOWCAM_LAYOUT, IMAGES_DIR, META_FILE, ZIP_NAME
-from plankton_store.io._listing import _folder_listing, _list_zip_to_send, _zip_listing
+from plankton_store.io._listing import (
+    _folder_listing,
+    _list_zip_to_send,
+    _PackedListing,
+    _zip_listing,
+)
 from plankton_store.io._meta import _parse_int64, _read_meta
 from plankton_store.io._zipdir import _ZipListing
 
@@ -120,7 +125,7 @@ def _read_flowcam_export(
     storage_options: dict[str, Any] | None,
     has_zip: bool,
     feature_tables: Future[tuple[dict[str, pd.DataFrame], list[tuple[str, int]]]],
-    zip_listing: Future[tuple[_ZipListing, pd.DataFrame]] | None = None,
+    zip_listing: Future[_PackedListing | tuple[_ZipListing, pd.DataFrame]] | None = None,
     extra_columns: Sequence[str] | None = None,
 ) -> Export:
     """Read meta.csv here while ``feature_tables`` (and ``zip_listing``) are read elsewhere,
@@ -255,7 +260,7 @@ def _list_images(
     folder: _Folder,
     storage_options: dict[str, Any] | None,
     has_zip: bool,
-    listed: tuple[_ZipListing, pd.DataFrame] | None,
+    listed: _PackedListing | tuple[_ZipListing, pd.DataFrame] | None,
 ) -> tuple[pd.DataFrame, bytes | _Deflated, ImageFetcher, str]:
     """A listing of every zip member or file, with a reference for each: the frame of
     ``_ref_frame``, the bytes to fingerprint, the fetcher and where the images are (for
