@@ -40,7 +40,7 @@ from plankton_store.io._listing import (
 from plankton_store.io._meta import _parse_int64, _read_meta
 from plankton_store.io._zipdir import _ZipListing
 
-__all__ = ["EXECUTOR_MIN_META_BYTES", "read_flowcam_export"]
+__all__ = ["EXECUTOR_MIN_META_BYTES", "read_flowcam_export", "release_free_memory"]
 
 #: The smallest meta.csv (about 14,000 rows) whose export :func:`read_flowcam_export` has
 #: other processes help read: below it their round trips cost more than they save (the 1%
@@ -142,7 +142,7 @@ def _read_flowcam_export(
     # Rows before the images: another process may still be listing them.
     objid, ok_rows, row_reason = _check_rows(meta, lines, read.objid)
     if zip_listing is not None:
-        _release_free_memory()
+        release_free_memory()
     refs, listing, fetcher, where = _list_images(
         folder, storage_options, has_zip, zip_listing.result() if zip_listing else None
     )
@@ -191,14 +191,15 @@ def _read_flowcam_export(
     )
 
 
-def _release_free_memory() -> None:
+def release_free_memory() -> None:
     """Hand the heap's free pages back to the system (glibc's ``malloc_trim``; nothing
-    elsewhere), before another process's zip listing arrives.
+    elsewhere).
 
-    Reading meta.csv in pieces leaves the heap full of small free holes that the
-    listing's large message and its millions of strings cannot use, so they came on top:
-    at 10x the reference (2.4 million rows) the client peaked at 1,602-1,706 MiB while the
-    listing arrived, ~300 MiB of it free memory that this gives back first.
+    A client that has built millions of temporary objects (reading meta.csv in pieces,
+    matching images, planning) keeps their freed memory in many small holes that later
+    large allocations cannot use. At 10x the reference (2.4 million rows) the client
+    peaked at 1,602-1,706 MiB while the zip listing arrived, ~300 MiB of it free memory
+    that this gives back first; after planning it gives back ~120-240 MiB more.
     """
     try:
         trim = ctypes.CDLL(None).malloc_trim

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, overload
 
 import numpy as np
+import pandas as pd
 
 from plankton_store.cluster import run_blocks, run_id
 from plankton_store.io import ImageFetcher, ResizeMode, image_features, prepare_images
@@ -95,6 +96,33 @@ TASKS_PER_THREAD = 4
 #: A block's feature rows: ``features(start, stop)`` gives each table's float32 rows of the
 #: samples ``start:stop``.
 FeatureRows = Callable[[int, int], dict[str, np.ndarray]]
+
+
+class SortedFeatureRows:
+    """A feature frame's float32 rows by objid: ``reindex(objids)`` (NaN rows for objids
+    it lacks, the first row of a repeated objid), by binary search."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.values = frame.to_numpy(np.float32)
+        ids = frame.index.to_numpy()
+        self.order: np.ndarray | None = None
+        if ids.dtype != np.int64 or (len(ids) > 1 and not (ids[1:] > ids[:-1]).all()):
+            self.order = np.argsort(ids, kind="stable")
+            ids = ids[self.order]
+            first = np.ones(len(ids), dtype=bool)
+            first[1:] = ids[1:] != ids[:-1]
+            ids, self.order = ids[first], self.order[first]
+        self.ids = ids
+
+    def __call__(self, objids: np.ndarray) -> np.ndarray:
+        out = np.full((len(objids), self.values.shape[1]), np.nan, dtype=np.float32)
+        if not len(self.ids):
+            return out
+        at = np.minimum(np.searchsorted(self.ids, objids), len(self.ids) - 1)
+        hit = self.ids[at] == objids
+        rows = at[hit] if self.order is None else self.order[at[hit]]
+        out[hit] = self.values[rows]
+        return out
 
 
 class BlockTasks(Sequence[BlockTask]):
