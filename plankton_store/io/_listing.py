@@ -7,7 +7,7 @@ not an image, and the objid its name gives) and the bytes that fingerprint the i
 from __future__ import annotations
 
 import zipfile
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -85,10 +85,15 @@ def _list_zip(folder: _Folder) -> tuple[_ZipListing, pd.DataFrame]:
     return listing, _ref_frame(listing.names)
 
 
-class _PackedListing(NamedTuple):
+_EMPTY = np.zeros(0, dtype=np.int64)  # what an unpacked _PackedListing holds
+
+
+@dataclass
+class _PackedListing:
     """A zip's listing and its :func:`_ref_frame` as another process sends them: the names
     as one NUL-separated UTF-8 text (no Python string per member in the message), the
-    frame's columns as arrays, the fingerprint text deflated (:class:`_Deflated`)."""
+    frame's columns as arrays, the fingerprint text deflated (:class:`_Deflated`).
+    :meth:`unpack` empties it: the future that brought it still holds it."""
 
     names: bytes
     count: int
@@ -100,8 +105,9 @@ class _PackedListing(NamedTuple):
     has_objid: np.ndarray
 
     def unpack(self) -> tuple[_ZipListing, pd.DataFrame]:
-        """The listing and the frame :func:`_list_zip` gave."""
+        """The listing and the frame :func:`_list_zip` gave (once: this is emptied)."""
         text = self.names.decode("utf-8", "surrogatepass")
+        self.names = b""
         names = text.split("\0") if self.count else []
         del text
         listing = _ZipListing(names, self.fingerprint, self.entries)  # type: ignore[arg-type]
@@ -113,6 +119,7 @@ class _PackedListing(NamedTuple):
                 "objid": pd.arrays.IntegerArray(self.objid, ~self.has_objid),
             }
         )
+        self.entries = self.unsafe = self.not_image = self.objid = self.has_objid = _EMPTY
         return listing, refs
 
 
