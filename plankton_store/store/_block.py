@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ class BlockTask:
     compute_features: bool = False  # write the ``computed`` feature table too
     run_id: str = ""  # the build run: a worker opens the store's arrays once per run
     grown_to: int | None = None  # an ingest: the store's samples once it commits
+    # Each sample's objid in the feature tables kept on the cluster (see FeatureObjids):
+    # the worker gathers ``features`` itself.
+    feature_objids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -51,12 +54,21 @@ class BlockResult:
     failures: dict[int, str]  # position in the block -> reason
 
 
-def run_block(task: BlockTask, fetch: Callable[[str], bytes]) -> BlockResult:
+def run_block(
+    task: BlockTask,
+    fetch: Callable[[str], bytes],
+    tables: Mapping[str, SortedFeatureRows] | None = None,
+) -> BlockResult:
     """Decode, augment and resize a block's images and write all its arrays.
 
     A sample whose image fails keeps zero pixels and gets split code -1 (rejected); the
-    reason is returned so the client can record it in the rejects table.
+    reason is returned so the client can record it in the rejects table. ``tables``: the
+    feature tables kept on the cluster (:func:`sorted_feature_tables`), whose rows of
+    ``task.feature_objids`` are the task's features.
     """
+    if task.feature_objids is not None:
+        rows = {t: table(task.feature_objids) for t, table in (tables or {}).items()}
+        task = replace(task, features=rows, feature_objids=None)
     operations = [fmt.AUGMENTATIONS[c] for c in task.columns[fmt.AUGMENTATION]]
     pixels, orig_height, orig_width, failures = prepare_images(
         fetch, task.refs, operations, task.size, task.resize_mode
@@ -130,6 +142,22 @@ class SortedFeatureRows:
         return out
 
 
+class FeatureObjids(NamedTuple):
+    """Each planned sample's objid in feature tables kept on the cluster: a block task
+    carries its samples' objids and its worker gathers their rows (the client holds no
+    feature row)."""
+
+    objids: np.ndarray
+
+
+def sorted_feature_tables(
+    read: tuple[dict[str, pd.DataFrame], Any],
+) -> dict[str, SortedFeatureRows]:
+    """The feature tables that :attr:`plankton_store.io.Export.kept_features` left on the
+    cluster, ready for :func:`run_block` (run on the worker that holds them)."""
+    return {table: SortedFeatureRows(frame) for table, frame in read[0].items()}
+
+
 class BlockTasks(Sequence[BlockTask]):
     """The block tasks of planned samples, each made when it is asked for (see
     :func:`block_tasks`)."""
@@ -139,7 +167,7 @@ class BlockTasks(Sequence[BlockTask]):
         template: BlockTask,
         columns: dict[str, np.ndarray],
         refs: np.ndarray,
-        features: Mapping[str, np.ndarray] | FeatureRows,
+        features: Mapping[str, np.ndarray] | FeatureRows | FeatureObjids,
         block_size: int,
     ) -> None:
         self.template, self.columns, self.refs = template, columns, refs
@@ -165,7 +193,10 @@ class BlockTasks(Sequence[BlockTask]):
         index %= len(self)
         start = index * self.block_size
         stop = min(start + self.block_size, len(self.refs))
-        if callable(self.features):
+        objids = None
+        if isinstance(self.features, FeatureObjids):
+            features, objids = {}, self.features.objids[start:stop]
+        elif callable(self.features):
             features = self.features(start, stop)
         else:
             features = {t: v[start:stop] for t, v in self.features.items()}
@@ -176,6 +207,7 @@ class BlockTasks(Sequence[BlockTask]):
             refs=self.refs[start:stop].tolist(),
             columns={k: v[start:stop] for k, v in self.columns.items()},
             features=features,
+            feature_objids=objids,
         )
 
 
@@ -183,7 +215,7 @@ def block_tasks(
     store: str,
     samples: Any,
     block_size: int,
-    features: Mapping[str, np.ndarray] | FeatureRows,
+    features: Mapping[str, np.ndarray] | FeatureRows | FeatureObjids,
     size: tuple[int, int],
     resize_mode: ResizeMode,
     storage_options: dict[str, Any] | None = None,
@@ -192,7 +224,8 @@ def block_tasks(
     """Cut planned samples (a DataFrame, see :class:`plankton_store.store.BuildPlan`) into
     shard-aligned block tasks, each made when it is asked for. ``features`` holds each
     table already aligned to the samples, or gives a block's rows
-    (``features(start, stop)``); ``compute_features`` has each task compute the
+    (``features(start, stop)``), or each sample's objid in tables kept on the cluster
+    (:class:`FeatureObjids`); ``compute_features`` has each task compute the
     ``computed`` table from its images."""
     names = [fmt.OBJID, fmt.LABEL, fmt.SPLIT, fmt.SOURCE_OBJID, fmt.AUGMENTATION]
     columns = {name: samples[name].to_numpy() for name in names}
@@ -214,14 +247,18 @@ def block_tasks(
 class _Calls(Sequence[tuple[BlockTask, Callable[[str], bytes]]]):
     """Each block's call, made when it is submitted."""
 
-    def __init__(self, tasks: Sequence[BlockTask], fetcher: ImageFetcher, key: str) -> None:
-        self.tasks, self.fetcher, self.key = tasks, fetcher, key
+    def __init__(
+        self, tasks: Sequence[BlockTask], fetcher: ImageFetcher, key: str, tables: Any = None
+    ) -> None:
+        self.tasks, self.fetcher, self.key, self.tables = tasks, fetcher, key, tables
 
     def __len__(self) -> int:
         return len(self.tasks)
 
     def __getitem__(self, index: Any) -> Any:
         task = replace(self.tasks[index], run_id=self.key)
+        if task.feature_objids is not None:  # Dask gives the task the tables' value
+            return task, self.fetcher.batch(task.refs), self.tables
         return task, self.fetcher.batch(task.refs)
 
 
@@ -232,13 +269,15 @@ def run_block_tasks(
     progress: bool,
     name: str,
     desc: str,
+    tables: Any = None,
 ) -> list[BlockResult]:
     """Run block tasks on Dask, each writing whole shards of its own.
 
     Tasks are idempotent (same bytes to the same shard), so retries after a lost worker are
     safe. A remote export is fetched a block at a time; a local one image by image. At most
     :data:`TASKS_PER_THREAD` tasks per worker thread are submitted at a time, each made
-    (and its zip entries looked up) when it is submitted.
+    (and its zip entries looked up) when it is submitted. ``tables``: the future of
+    :func:`sorted_feature_tables`, for tasks that gather their feature rows.
     """
     key = run_id()
     sizes = tasks.sizes() if isinstance(tasks, BlockTasks) else [len(t) for t in tasks]
@@ -246,7 +285,7 @@ def run_block_tasks(
     return run_blocks(
         client,
         run_block,
-        _Calls(tasks, fetcher, key),
+        _Calls(tasks, fetcher, key, tables),
         name=name,
         desc=desc,
         retries=3,

@@ -27,12 +27,14 @@ def read_for_store(
     client: Client,
     storage_options: dict[str, Any] | None,
     echo: Callable[[str], None],
+    keep_features: bool = False,
 ) -> Export:
     """Read ``source`` compactly and regroup its labels by ``taxonomy``, saying so.
 
     Only objid, label and image are stored, so the table keeps no other column but the
     lineage (it names each class's taxon). The workers, idle until the plan is made, list
-    the zip and parse the feature tables.
+    the zip and parse the feature tables; with ``keep_features`` (a build) the tables
+    stay on the worker that parsed them (:attr:`Export.kept_features`).
     """
     export = read_export(
         source,
@@ -41,6 +43,7 @@ def read_for_store(
         statuses=statuses,
         executor=client.get_executor(pure=False),
         extra_columns=(META_LINEAGE_COLUMN,),
+        keep_features=client if keep_features else None,
     )
     echo(f"Read {export.rows_read} rows from {source} ({export.layout} layout)")
     if not taxonomy.is_identity:
