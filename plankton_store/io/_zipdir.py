@@ -37,6 +37,12 @@ class _ZipListing(NamedTuple):
         return _ListingMembers(self.names, self.entries)
 
 
+# A _ZipMember in 24 bytes: its fields at their widths in the zip format (the sizes and the
+# offset of a zip64 entry need 64 bits), packed.
+_COMPACT_ENTRY = np.dtype(
+    [("offset", "<i8"), ("packed", "<i8"), ("method", "<u2"), ("crc", "<u4"), ("extra", "<u2")]
+)
+
 # An entries row for a name the zip does not hold (a member's header offset is never < 0).
 _NO_ENTRY = (-1, 0, 0, 0, 0)
 
@@ -48,7 +54,10 @@ class _ListingMembers(Mapping[str, _ZipMember]):
 
     def __init__(self, names: list[str], entries: np.ndarray) -> None:
         self.names = names
-        self.entries = entries
+        # 24 bytes a member instead of 40 (39 MB less at 2.4 million members)
+        self.entries = np.empty(len(entries), dtype=_COMPACT_ENTRY)
+        for i, name in enumerate(_COMPACT_ENTRY.names):
+            self.entries[name] = entries[:, i]
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # see _hashed_names
 
     def _hashed_names(self) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +90,7 @@ class _ListingMembers(Mapping[str, _ZipMember]):
         row = int(self._rows_of([name])[0])
         if row < 0:
             raise KeyError(name)
-        return tuple(self.entries[row].tolist())  # type: ignore[return-value]
+        return tuple(int(v) for v in self.entries[row].tolist())  # type: ignore[return-value]
 
     def __iter__(self) -> Iterator[str]:
         return iter(dict.fromkeys(self.names))
@@ -95,7 +104,9 @@ class _ListingMembers(Mapping[str, _ZipMember]):
         entries = np.empty((len(found), len(_NO_ENTRY)), dtype=np.int64)
         entries[:] = _NO_ENTRY
         hit = found >= 0
-        entries[hit] = self.entries[found[hit]]
+        rows = self.entries[found[hit]]
+        for i, name in enumerate(_COMPACT_ENTRY.names):
+            entries[hit, i] = rows[name]
         return entries
 
 
