@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 import zarr
 
-from plankton_store.io import _features, _flowcam, _listing, _meta, read_export
+from plankton_store.io import Taxonomy, _features, _flowcam, _listing, _meta, read_export
 from plankton_store.store import BuildOptions, _block, build_store
 from plankton_store.store import format as fmt
+from plankton_store.store._source import read_for_store
 
 #: Attributes that say when or how long, not what.
 VOLATILE = {"created", "finished", "build_seconds"}
@@ -56,6 +57,27 @@ def store_contents(path: str) -> tuple[object, dict[str, np.ndarray]]:
     return without_volatile(dict(group.attrs)), arrays
 
 
+def assert_same_build(summary, path: str, other, other_path: str) -> dict[str, np.ndarray]:
+    """Two builds gave the same counts, rejects, attributes, arrays and rejects file."""
+    assert summary.counts == other.counts
+    assert (summary.rows_read, summary.rows_stored, summary.augmented_copies) == (
+        other.rows_read,
+        other.rows_stored,
+        other.augmented_copies,
+    )
+    pd.testing.assert_frame_equal(summary.rejects, other.rejects)
+    attrs, arrays = store_contents(path)
+    other_attrs, other_arrays = store_contents(other_path)
+    assert attrs == other_attrs
+    assert sorted(arrays) == sorted(other_arrays)
+    assert fmt.features_array_name("native") in arrays  # the feature rows went through
+    for name, values in arrays.items():
+        np.testing.assert_array_equal(values, other_arrays[name], err_msg=name)
+    rejects = [Path(fmt.rejects_path(p)).read_bytes() for p in (path, other_path)]
+    assert rejects[0] == rejects[1]
+    return arrays
+
+
 def test_tiny_pieces_build_the_same_store(
     demo_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dask_client
 ) -> None:
@@ -68,24 +90,31 @@ def test_tiny_pieces_build_the_same_store(
     pieces = str(tmp_path / "pieces.zarr")
     tiny = build_store(str(demo_export), pieces, options, dask_client, progress=False)
 
-    assert summary.counts == tiny.counts
-    assert (summary.rows_read, summary.rows_stored, summary.augmented_copies) == (
-        tiny.rows_read,
-        tiny.rows_stored,
-        tiny.augmented_copies,
-    )
-    pd.testing.assert_frame_equal(summary.rejects, tiny.rejects)
-    attrs, arrays = store_contents(default)
-    tiny_attrs, tiny_arrays = store_contents(pieces)
-    assert attrs == tiny_attrs
-    assert sorted(arrays) == sorted(tiny_arrays)
-    assert fmt.features_array_name("native") in arrays  # the feature rows went through
-    for name, values in arrays.items():
-        np.testing.assert_array_equal(values, tiny_arrays[name], err_msg=name)
-    rejects = [Path(fmt.rejects_path(p)).read_bytes() for p in (default, pieces)]
-    assert rejects[0] == rejects[1]
+    arrays = assert_same_build(summary, default, tiny, pieces)
     # Many blocks, so the window of tasks moved on many times.
     assert arrays[fmt.BLOCK_CHECKSUM].size >= 8
+
+
+def test_feature_tables_kept_on_the_cluster_build_the_same_store(
+    demo_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dask_client
+) -> None:
+    """A large export's feature tables stay on the worker that parsed them; the block
+    tasks gather their rows there (the demo export is small: the threshold is lowered)."""
+    options = BuildOptions(size=(32, 24), block_size=64, chunk_size=32, max_per_class=60)
+    default = str(tmp_path / "default.zarr")
+    summary = build_store(str(demo_export), default, options, dask_client, progress=False)
+    monkeypatch.setattr(_flowcam, "EXECUTOR_MIN_META_BYTES", 0)
+    monkeypatch.setattr(_block, "TASKS_PER_THREAD", 1)
+    export = read_for_store(
+        str(demo_export), "level2", (), Taxonomy(), dask_client, None, print, keep_features=True
+    )
+    here = read_export(demo_export)
+    assert export.kept_features is not None
+    assert len(export.features["native"]) == 0  # the client holds the columns only
+    assert list(export.features["native"].columns) == list(here.features["native"].columns)
+    kept_path = str(tmp_path / "kept.zarr")
+    kept = build_store(str(demo_export), kept_path, options, dask_client, progress=False)
+    assert_same_build(summary, default, kept, kept_path)
 
 
 @pytest.mark.parametrize("piece_bytes", [1, 97, 1 << 20])

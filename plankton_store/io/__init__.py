@@ -39,7 +39,11 @@ from plankton_store.io._ecotaxa_write import (
 )
 from plankton_store.io._export import Export, ExportError
 from plankton_store.io._fetch import ImageFetcher
-from plankton_store.io._flowcam import EXECUTOR_MIN_META_BYTES, read_flowcam_export
+from plankton_store.io._flowcam import (
+    EXECUTOR_MIN_META_BYTES,
+    read_flowcam_export,
+    release_free_memory,
+)
 from plankton_store.io._folder import read_image_folder
 from plankton_store.io._fs import is_url
 from plankton_store.io._images import (
@@ -173,6 +177,7 @@ __all__ = [
     "read_source",
     "read_taxonomy_map",
     "regroup",
+    "release_free_memory",
     "resize",
     "shape_descriptors",
     "write_ecotaxa_api_csv",

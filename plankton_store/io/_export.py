@@ -58,6 +58,10 @@ class Export:
         files or zip members that had no row.
     fingerprint : str
         Short hex digest of the inputs; identical input gives an identical fingerprint.
+    kept_features : distributed.Future or None
+        Read with ``keep_features`` (a Dask client): the future of the feature tables,
+        ``(features, files)``, left in a worker's memory; ``features`` then
+        holds each table's columns without rows. None otherwise.
     """
 
     layout: str
@@ -69,6 +73,7 @@ class Export:
     fetcher: ImageFetcher
     rows_read: int
     fingerprint: str
+    kept_features: Any = None
 
 
 class _Deflated(NamedTuple):

@@ -98,3 +98,12 @@ def _float_rows(path: str, df: pd.DataFrame, before: int) -> pd.DataFrame:
     df = df.astype(np.float32)
     df.index = pd.Index(objid.to_numpy(np.int64), name="objid")
     return df
+
+
+def _feature_columns(
+    read: tuple[dict[str, pd.DataFrame], list[tuple[str, int]]],
+) -> tuple[dict[str, pd.DataFrame], list[tuple[str, int]]]:
+    """What :func:`_read_features` gave, each table without its rows (its columns, dtypes
+    and index name): what a client keeps of tables left on the cluster."""
+    features, files = read
+    return {name: frame.iloc[:0].copy() for name, frame in features.items()}, files

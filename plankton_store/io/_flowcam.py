@@ -27,15 +27,20 @@ from plankton_store.io._export import (
     _hash_prefix,
     _rejects_frame,
 )
-from plankton_store.io._features import _read_features
+from plankton_store.io._features import _feature_columns, _read_features
 from plankton_store.io._fetch import ImageFetcher
 from plankton_store.io._fs import _Folder
 from plankton_store.io._layout import FLOWCAM_LAYOUT, IMAGES_DIR, META_FILE, ZIP_NAME
-from plankton_store.io._listing import _folder_listing, _list_zip_to_send, _zip_listing
+from plankton_store.io._listing import (
+    _folder_listing,
+    _list_zip_to_send,
+    _PackedListing,
+    _zip_listing,
+)
 from plankton_store.io._meta import _parse_int64, _read_meta
 from plankton_store.io._zipdir import _ZipListing
 
-__all__ = ["EXECUTOR_MIN_META_BYTES", "read_flowcam_export"]
+__all__ = ["EXECUTOR_MIN_META_BYTES", "read_flowcam_export", "release_free_memory"]
 
 #: The smallest meta.csv (about 14,000 rows) whose export :func:`read_flowcam_export` has
 #: other processes help read: below it their round trips cost more than they save (the 1%
@@ -52,6 +57,7 @@ def read_flowcam_export(
     storage_options: dict[str, Any] | None = None,
     executor: Executor | None = None,
     extra_columns: Sequence[str] | None = None,
+    keep_features: Any = None,
 ) -> Export:
     """Read a FlowCam / EcoTaxa export folder.
 
@@ -74,6 +80,12 @@ def read_flowcam_export(
         The meta.csv columns the table keeps besides ``objid``, ``label`` and ``image``;
         None (the default) keeps every one. A build passes ``()``: the other columns
         cost about 1 KB per row and are not stored.
+    keep_features : distributed.Client, optional
+        The client of ``executor``'s cluster: a worker parses the feature tables and
+        keeps them (:attr:`Export.kept_features` is their future, and
+        :attr:`Export.features` holds their columns only), when other processes help
+        read (see ``executor``). A build passes it: the tables cost the client ~80 bytes
+        per row (195 MB at 2.4 million rows).
 
     Returns
     -------
@@ -99,11 +111,16 @@ def read_flowcam_export(
         executor = None
     has_zip = folder.is_file(ZIP_NAME)  # asked once: a request, on an object store
     with ThreadPoolExecutor(1) as pool:
-        feature_tables = (executor or pool).submit(_read_features, folder)
+        kept = None
+        if keep_features is not None and executor is not None:
+            kept = keep_features.submit(_read_features, folder, pure=False)
+            feature_tables = keep_features.submit(_feature_columns, kept, pure=False)
+        else:
+            feature_tables = (executor or pool).submit(_read_features, folder)
         zip_listing = None
         if executor is not None and has_zip:
             zip_listing = executor.submit(_list_zip_to_send, folder)
-        return _read_flowcam_export(
+        export = _read_flowcam_export(
             folder,
             label_column,
             storage_options,
@@ -112,6 +129,8 @@ def read_flowcam_export(
             zip_listing,
             extra_columns,
         )
+    export.kept_features = kept
+    return export
 
 
 def _read_flowcam_export(
@@ -120,7 +139,7 @@ def _read_flowcam_export(
     storage_options: dict[str, Any] | None,
     has_zip: bool,
     feature_tables: Future[tuple[dict[str, pd.DataFrame], list[tuple[str, int]]]],
-    zip_listing: Future[tuple[_ZipListing, pd.DataFrame]] | None = None,
+    zip_listing: Future[_PackedListing | tuple[_ZipListing, pd.DataFrame]] | None = None,
     extra_columns: Sequence[str] | None = None,
 ) -> Export:
     """Read meta.csv here while ``feature_tables`` (and ``zip_listing``) are read elsewhere,
@@ -137,11 +156,12 @@ def _read_flowcam_export(
     # Rows before the images: another process may still be listing them.
     objid, ok_rows, row_reason = _check_rows(meta, lines, read.objid)
     if zip_listing is not None:
-        _release_free_memory()
+        release_free_memory()
     refs, listing, fetcher, where = _list_images(
         folder, storage_options, has_zip, zip_listing.result() if zip_listing else None
     )
     _hash_part(digest, "images", listing)
+    del listing  # the fingerprint text (deflated: ~20 MB at 2.4 million members)
 
     features, feature_files = feature_tables.result()
     for file_name, size in feature_files:  # hashed here, a piece at a time
@@ -150,9 +170,8 @@ def _read_flowcam_export(
             while piece := f.read(HASH_PIECE_BYTES):
                 digest.update(piece)
 
-    matched, second, image_of = _match_images(refs, objid, ok_rows)
-    row_image = objid.where(ok_rows).astype("Int64").map(image_of)
-    no_image = ok_rows & row_image.isna()
+    matched, second, row_ref, kept_ref = _match_images(refs, objid, ok_rows)
+    no_image = ok_rows.to_numpy() & (row_ref < 0)
     row_reason[no_image] = (
         "no image "
         + IMAGES_DIR
@@ -161,16 +180,18 @@ def _read_flowcam_export(
         + ".jpg "
         + where
     )
-    acc = (ok_rows & ~no_image).to_numpy()
+    acc = row_ref >= 0
     others = [c for c in meta.columns if extra_columns is None or c in extra_columns]
-    table = _accepted_table(meta, label_column, objid, row_image, acc, others)
+    image = refs["ref"].array.take(row_ref[acc])
+    del row_ref
+    table = _accepted_table(meta, label_column, objid, image, acc, others)
     if extra_columns is not None:  # a compact read: few distinct values (lineages), as codes
         table[others] = table[others].astype("category")
     orphan = ~matched
     rejects = _rejects_frame(
         [
             _row_rejects(len(read.header), lines, bad, objid, row_reason, acc),
-            _file_rejects(refs, orphan, second, image_of),
+            _file_rejects(refs, orphan, second, kept_ref),
         ]
     )
     return Export(
@@ -186,14 +207,15 @@ def _read_flowcam_export(
     )
 
 
-def _release_free_memory() -> None:
+def release_free_memory() -> None:
     """Hand the heap's free pages back to the system (glibc's ``malloc_trim``; nothing
-    elsewhere), before another process's zip listing arrives.
+    elsewhere).
 
-    Reading meta.csv in pieces leaves the heap full of small free holes that the
-    listing's large message and its millions of strings cannot use, so they came on top:
-    at 10x the reference (2.4 million rows) the client peaked at 1,602-1,706 MiB while the
-    listing arrived, ~300 MiB of it free memory that this gives back first.
+    A client that has built millions of temporary objects (reading meta.csv in pieces,
+    matching images, planning) keeps their freed memory in many small holes that later
+    large allocations cannot use. At 10x the reference (2.4 million rows) the client
+    peaked at 1,602-1,706 MiB while the zip listing arrived, ~300 MiB of it free memory
+    that this gives back first; after planning it gives back ~120-240 MiB more.
     """
     try:
         trim = ctypes.CDLL(None).malloc_trim
@@ -255,7 +277,7 @@ def _list_images(
     folder: _Folder,
     storage_options: dict[str, Any] | None,
     has_zip: bool,
-    listed: tuple[_ZipListing, pd.DataFrame] | None,
+    listed: _PackedListing | tuple[_ZipListing, pd.DataFrame] | None,
 ) -> tuple[pd.DataFrame, bytes | _Deflated, ImageFetcher, str]:
     """A listing of every zip member or file, with a reference for each: the frame of
     ``_ref_frame``, the bytes to fingerprint, the fetcher and where the images are (for
@@ -275,39 +297,67 @@ def _list_images(
 
 def _match_images(
     refs: pd.DataFrame, objid: pd.Series, ok_rows: pd.Series
-) -> tuple[pd.Series, pd.Series, pd.Series]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Match each usable image to a row by its numeric stem.
 
     Returns which references matched a row, which are a second image for a matched objid
-    (``42.jpg`` and ``42.png``: the first in listing order wins) and the matched
-    reference of each objid.
+    (``42.jpg`` and ``42.png``: the first in listing order wins), each row's matched
+    reference (its position in ``refs``, -1 for none) and, for each second image, the
+    position of the one kept.
     """
-    ref_objid = refs["objid"]
-    candidate = ref_objid.notna()
-    # An int64 array, not a set: a set of 2.4 million Python ints cost ~200 MB.
-    matched = candidate & ref_objid.isin(objid[ok_rows].to_numpy(dtype=np.int64))
-    second = matched & ref_objid.where(matched).duplicated(keep="first")
-    matched &= ~second
-    image_of = pd.Series(
-        refs["ref"][matched].to_numpy(), index=ref_objid[matched].astype("int64").to_numpy()
-    )
-    return matched, second, image_of
+    # Sorted int64 arrays and binary search, no hash table: isin, duplicated and a mapped
+    # Series of names cost the client ~250 MB at 2.4 million rows.
+    ref_objid = refs["objid"].array
+    candidate = ~ref_objid.isna()
+    ids = ref_objid.to_numpy(dtype=np.int64, na_value=0)
+    row_ids = objid.array.to_numpy(dtype=np.int64, na_value=0)
+    ok = ok_rows.to_numpy()
+    has_row = candidate & _found_in(np.sort(row_ids[ok]), ids)  # usable rows: unique
+    with_row = np.flatnonzero(has_row)
+    order = np.argsort(ids[with_row], kind="stable")  # listing order within an objid
+    sorted_ids = ids[with_row][order]
+    first = np.ones(len(sorted_ids), dtype=bool)
+    first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    kept_ids, kept_at = sorted_ids[first], with_row[order[first]]
+    del order, sorted_ids, first, with_row
+    matched = np.zeros(len(ids), dtype=bool)
+    matched[kept_at] = True
+    second = has_row & ~matched
+    kept_ref = kept_at[np.searchsorted(kept_ids, ids[second])]
+    at = _found_at(kept_ids, row_ids)
+    row_ref = np.full(len(row_ids), -1, dtype=np.int64)
+    found = ok & (at >= 0)
+    row_ref[found] = kept_at[at[found]]
+    return matched, second, row_ref, kept_ref
+
+
+def _found_at(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Each of ``ids``' position in ``sorted_ids`` (unique, sorted), -1 when absent."""
+    if not len(sorted_ids):
+        return np.full(len(ids), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return np.where(sorted_ids[at] == ids, at, -1)
+
+
+def _found_in(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Whether each of ``ids`` is in ``sorted_ids`` (sorted)."""
+    return _found_at(sorted_ids, ids) >= 0
 
 
 def _accepted_table(
     meta: pd.DataFrame,
     label_column: str,
     objid: pd.Series,
-    row_image: pd.Series,
+    image: Any,
     acc: np.ndarray,
     kept: list[str],
 ) -> pd.DataFrame:
-    """:attr:`Export.table`: the accepted rows' objid, label, image, then the ``kept``
-    columns of meta.csv."""
+    """:attr:`Export.table`: the accepted rows' objid, label, ``image`` (their references,
+    an array), then the ``kept`` columns of meta.csv."""
     label = _stripped(meta[label_column][acc])
     others = [c for c in kept if c not in ("objid", "label")]
     table = meta.loc[acc, others].reset_index(drop=True)
-    table.insert(0, "image", pd.Series(row_image[acc].to_numpy(), dtype="str"))
+    table.insert(0, "image", pd.Series(image, dtype="str"))
     table.insert(0, "label", label)
     table.insert(0, "objid", objid[acc].to_numpy(dtype=np.int64))
     return table
@@ -350,9 +400,10 @@ def _row_rejects(
 
 
 def _file_rejects(
-    refs: pd.DataFrame, orphan: pd.Series, second: pd.Series, image_of: pd.Series
+    refs: pd.DataFrame, orphan: np.ndarray, second: np.ndarray, kept_ref: np.ndarray
 ) -> pd.DataFrame:
-    """The files or zip members no row uses (``orphan``), in listing order, with why."""
+    """The files or zip members no row uses (``orphan``), in listing order, with why
+    (``kept_ref``: the position of the image kept instead of each ``second`` one)."""
     unsafe, not_image, ref_objid = refs["unsafe"], refs["not_image"], refs["objid"]
     ref_reason = pd.Series(pd.NA, index=refs.index, dtype="string")
     ref_reason[unsafe] = "unsafe path in zip: " + refs["ref"][unsafe]
@@ -365,7 +416,7 @@ def _file_rejects(
             + ": "
             + refs["ref"][second]
             + " (kept "
-            + kept_for.map(image_of)
+            + pd.Series(refs["ref"].to_numpy()[kept_ref], index=kept_for.index, dtype=object)
             + ")"
         )
     no_row = orphan & ~unsafe & ~not_image & ~second

@@ -47,6 +47,7 @@ def read_export(
     executor: Executor | None = None,
     statuses: Sequence[str] = ECOTAXA_TRUSTED_STATUSES,
     extra_columns: Sequence[str] | None = None,
+    keep_features: Any = None,
 ) -> Export:
     """Read an export, detecting its layout.
 
@@ -75,6 +76,10 @@ def read_export(
         FlowCam layout: the meta.csv columns the table keeps besides ``objid``, ``label``
         and ``image``; None (the default) keeps every one. ``()`` keeps none, as a build
         does: at 10x the reference export the other columns cost the job process 2.4 GB.
+    keep_features : distributed.Client, optional
+        FlowCam layout read with the executor of this client: leave the feature tables on
+        its cluster (:attr:`Export.kept_features`; ``features`` then has no rows), as a
+        build does.
 
     Returns
     -------
@@ -97,7 +102,9 @@ def read_export(
             "or an EcoTaxa export (folder or .zip)"
         )
     if folder.is_file(META_FILE):
-        return read_flowcam_export(path, label_column, storage_options, executor, extra_columns)
+        return read_flowcam_export(
+            path, label_column, storage_options, executor, extra_columns, keep_features
+        )
     files = _open_files(path, storage_options)  # one walk of the folder serves the reader
     if find_ecotaxa_tables(files.names):
         return _read_files(files, label_column, statuses)

@@ -27,14 +27,18 @@ from plankton_store.io import (
     ExportError,
     Taxonomy,
     class_lineages,
+    release_free_memory,
 )
 from plankton_store.store import format as fmt
 from plankton_store.store._block import (
     BlockResult,
     BlockTask,
     BlockTasks,
+    FeatureObjids,
+    SortedFeatureRows,
     block_tasks,
     run_block_tasks,
+    sorted_feature_tables,
     split_written,
 )
 from plankton_store.store._open import open_store, store_state
@@ -104,23 +108,25 @@ def aligned_features(export: Export, plan: BuildPlan) -> dict[str, np.ndarray]:
     return aligned
 
 
+def _row_objids(export: Export, plan: BuildPlan) -> np.ndarray:
+    """Each planned sample's objid in the feature tables (a copy's: its source's)."""
+    return export.table["objid"].to_numpy(np.int64)[plan.samples["row"].to_numpy()]
+
+
 class _FeatureRows:
     """Each feature table's float32 rows of a range of planned samples, gathered when a
     block task is made: the whole aligned copy (:func:`aligned_features`) held 72 bytes per
-    sample on the client at once."""
+    sample on the client at once. Rows are found by binary search in the table's objids
+    (sorted, first of each repeated one), not by ``reindex``, whose hash table of the
+    index cost the client ~16-24 bytes per row more for the whole build."""
 
     def __init__(self, export: Export, plan: BuildPlan) -> None:
-        self.row_objids = export.table["objid"].to_numpy(np.int64)[plan.samples["row"].to_numpy()]
-        self.frames = {
-            table: frame[~frame.index.duplicated(keep="first")]
-            if frame.index.has_duplicates
-            else frame
-            for table, frame in export.features.items()
-        }
+        self.row_objids = _row_objids(export, plan)
+        self.frames = {table: SortedFeatureRows(frame) for table, frame in export.features.items()}
 
     def __call__(self, start: int, stop: int) -> dict[str, np.ndarray]:
         objids = self.row_objids[start:stop]
-        return {t: f.reindex(objids).to_numpy(np.float32) for t, f in self.frames.items()}
+        return {t: rows(objids) for t, rows in self.frames.items()}
 
 
 def build_store(
@@ -200,8 +206,10 @@ def build_store(
         client,
         source_storage_options,
         echo,
+        keep_features=True,
     )
     plan, options, tasks = _plan_blocks(source, target, export, options, storage_options)
+    release_free_memory()  # planning's temporaries: ~120-240 MiB at 2.4 million rows
     if resume:
         done_results, tasks = _resume_state(target, tasks, export, storage_options)
     else:
@@ -211,8 +219,12 @@ def build_store(
         f"Planned {len(plan.samples)} samples in {len(tasks) + len(done_results)} blocks of "
         f"{options.block_size}" + (f"; {len(tasks)} left to build" if resume else "")
     )
+    # Feature tables left on the cluster: made ready where they are, gathered by each task.
+    tables = None
+    if export.kept_features is not None and export.features:
+        tables = client.submit(sorted_feature_tables, export.kept_features, pure=False)
     results = done_results + run_block_tasks(
-        client, tasks, export.fetcher, progress, name="build-block", desc="build-store"
+        client, tasks, export.fetcher, progress, "build-block", "build-store", tables
     )
     summary = _summarise(store, plan, sorted(results, key=lambda r: r.block_index), started)
     _finish(store, target, summary, started, storage_options)
@@ -263,11 +275,12 @@ def _plan_blocks(
             f"{source} has a feature table named {fmt.COMPUTED_FEATURES!r} already, which "
             "--compute-features would replace: rename its file or drop --compute-features"
         )
+    kept = export.kept_features is not None and export.features
     tasks = block_tasks(
         target,
         plan.samples,
         options.block_size,
-        _FeatureRows(export, plan),
+        FeatureObjids(_row_objids(export, plan)) if kept else _FeatureRows(export, plan),
         options.size,
         options.resize_mode,  # type: ignore[arg-type]
         storage_options,
