@@ -161,7 +161,7 @@ def fit_margins(
     Raises
     ------
     ValueError
-        A method has no margins (``cc``) or val is too small to be split into folds.
+        A method has no margins (``cc``), or val is too small to simulate samples from.
     """
     unknown = sorted(set(methods) - set(MARGIN_METHODS))
     if unknown:
@@ -182,6 +182,11 @@ def fit_margins(
                       val_proba[fit_idx], resamples=resamples, seed=seed + f)  # fmt: skip
         pools = [held[val_true[held] == c] for c in range(k)]
         present = np.array([p.size >= MIN_POOL for p in pools])
+        if not present.any():
+            raise ValueError(
+                f"no class has {MIN_POOL} objects in a fold of {folds} of the "
+                f"{val_true.size} val objects: val is too small to simulate samples from"
+            )
         for s in range(samples_per_fold):
             counts = _shifted_counts(rng, present, sample_size)
             idx = np.concatenate([rng.choice(pools[c], n) for c, n in enumerate(counts) if n])
