@@ -69,8 +69,8 @@ def test_vector_scaling_undoes_a_per_class_overconfidence() -> None:
     y, proba = _draw(np.array([3000, 1800, 1200]), rng)
     logits = np.log(proba) * np.array([3.0, 1.0, 0.5])  # temperatures 1/3, 1 and 2
     skewed = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    vector = fit_calibration(skewed, y)
-    shared = fit_calibration(skewed, y, per_class=False)
+    vector = fit_calibration(skewed, y, per_class=True)
+    shared = fit_calibration(skewed, y)
     assert vector.temperature[0] > 2.5 > 1.2 > vector.temperature[1] > 0.8 > vector.temperature[2]
     assert np.ptp(shared.temperature) == 0.0
     vector_error = np.abs(vector.apply(skewed) - proba).mean()
