@@ -15,8 +15,9 @@ one class. For each estimator of ``plankton-jobs abundance --method`` (em, pacc,
 classify and count) it prints the mean absolute error of relative abundance over classes, its
 ratio to the raw error, and the share of (sample, class) pairs whose true count lies in the
 95% interval (``--resamples`` bootstrap replicates of val and sample), overall and by true
-count; and, for the threshold run, the share of test images auto-classified and their
-precision.
+count, plain and widened by the margins ``thresholds`` fitted on val
+(``coverage_95_widened``); and, for the threshold run, the share of test images
+auto-classified and their precision.
 """
 
 from __future__ import annotations
@@ -87,13 +88,14 @@ def main() -> None:
     cli("thresholds", str(store), "--model", str(model), "--target-precision", "0.9")
 
     from plankton_store.ml import (
+        load_abundance_margins,
         load_thresholds,
         load_val_scores,
         read_model_info,
         threshold_report,
     )
     from plankton_store.ml._evaluate import class_mapping, predict_store, split_indices
-    from plankton_store.report import METHODS, estimate_abundance, fit_val
+    from plankton_store.report import METHODS, estimate_abundance, fit_val, widen_interval
     from plankton_store.store import open_store
 
     info = read_model_info(model)
@@ -105,6 +107,7 @@ def main() -> None:
     _, auto = threshold_report(y_test, proba, load_thresholds(model, info.class_names),
                                info.class_names)  # fmt: skip
     val_true, val_pred, val_proba = load_val_scores(model, info.class_names)
+    margins = load_abundance_margins(model)  # fitted on val by the thresholds job above
     started = time.perf_counter()
     fit = fit_val(val_true, val_pred, k, val_proba, resamples=a.resamples, seed=a.seed)
     fit_seconds = time.perf_counter() - started
@@ -113,6 +116,7 @@ def main() -> None:
     present = np.array([len(b) > 0 for b in by_class])
     errors = {m: [] for m in METHODS}
     bounds = {m: [] for m in METHODS}
+    widened = {m: [] for m in METHODS}
     estimates = {m: [] for m in METHODS}
     seconds = dict.fromkeys(METHODS, 0.0)
     truths = []
@@ -128,6 +132,9 @@ def main() -> None:
             share = est.corrected / max(est.corrected.sum(), 1e-9)
             errors[method].append(np.abs(share - counts / counts.sum()).mean())
             bounds[method].append((est.low, est.high))
+            widened[method].append(
+                widen_interval(est.corrected, est.low, est.high, idx.size, margins, method)
+            )
             estimates[method].append(est.corrected)
     truth = np.concatenate(truths)
     dominated = np.arange(a.samples) % 2 == 1
@@ -141,6 +148,15 @@ def main() -> None:
             "mae_dirichlet": float(np.mean(np.asarray(errors[method])[~dominated])),
             "mae_dominated": float(np.mean(np.asarray(errors[method])[dominated])),
             "coverage_95": coverage_by_count(truth, low, high),
+            "coverage_95_widened": coverage_by_count(
+                truth,
+                np.concatenate([b[0] for b in widened[method]]),
+                np.concatenate([b[1] for b in widened[method]]),
+            ),
+            "mean_width_widened": float(
+                np.mean(np.concatenate([b[1] - b[0] for b in widened[method]]))
+            ),
+            "mean_width": float(np.mean(high - low)),
             "mean_error_by_count": error_by_count(truth, estimates[method]),
             "seconds_per_sample": seconds[method] / a.samples,
         }
@@ -151,6 +167,7 @@ def main() -> None:
         "sample_size": a.sample_size,
         "resamples": a.resamples,
         "val_fit_seconds": fit_seconds,
+        "margins": margins.to_json(),
         "methods": per_method,
         **auto,
     }

@@ -13,6 +13,7 @@ import pandas as pd
 from jobs._options import model_dir_option, seed_option
 from plankton_store.ml import (
     ModelMismatchError,
+    load_abundance_margins,
     load_probabilities,
     load_val_scores,
     read_model_info,
@@ -69,8 +70,9 @@ def abundance_command(
     """Count PREDICTIONS.csv per --by group and class, and correct the counts.
 
     The correction uses the model's val split (saved by `plankton-jobs thresholds`); the 95%
-    intervals bootstrap both the group's objects and the val set. Writes abundance.csv and
-    abundance.png into --out.
+    intervals bootstrap both the group's objects and the val set, widened by the margins
+    that `thresholds` fitted on val (abundance_margins.json) for the estimator's bias.
+    Writes abundance.csv and abundance.png into --out.
     """
     info = read_model_info(model_dir)
     frame = pd.read_csv(predictions)
@@ -84,10 +86,16 @@ def abundance_command(
                     f"thresholds STORE --model {model_dir}, or use --method acc"
                 )
             proba = load_probabilities(predictions, frame, info.class_names)
+        margins = load_abundance_margins(model_dir)
     except FileNotFoundError as exc:
         raise click.UsageError(str(exc)) from None
     except (ModelMismatchError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    if margins is None and method != "cc":
+        click.echo(
+            "No abundance_margins.json in MODEL_DIR: the intervals are the plain bootstrap ones, "
+            "which miss the estimator's bias (rerun plankton-jobs thresholds to fit them)."
+        )
     try:
         fit = fit_val(
             val_true,
@@ -105,6 +113,7 @@ def abundance_command(
             proba=proba,
             method=method,
             volume_column=volume_column,
+            margins=margins,
             seed=seed,
         )
     except ValueError as exc:

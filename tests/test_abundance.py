@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -106,7 +108,8 @@ def test_thresholds_and_abundance_jobs(small_store, small_model, tmp_path) -> No
     from jobs.abundance import abundance_command
     from jobs.thresholds import thresholds_command
     from plankton_store.ml import fit_store_thresholds, read_model_info, save_probabilities
-    from plankton_store.ml._modeldir import VAL_SCORES_NPZ
+    from plankton_store.ml._modeldir import ABUNDANCE_MARGINS_JSON, VAL_SCORES_NPZ
+    from plankton_store.report import IntervalMargins
 
     model = tmp_path / "model"
     shutil.copytree(small_model, model)
@@ -114,6 +117,7 @@ def test_thresholds_and_abundance_jobs(small_store, small_model, tmp_path) -> No
         fit_store_thresholds(small_store, model, split="test")
     result = CliRunner().invoke(thresholds_command, [small_store, "--model", str(model)])
     assert result.exit_code == 0, result.output
+    assert "bundance interval margins" in result.output  # fitted, or why not (val too small)
     classes = read_model_info(model).class_names
     assert load_thresholds(model, classes).shape == (len(classes),)
 
@@ -157,6 +161,19 @@ def test_thresholds_and_abundance_jobs(small_store, small_model, tmp_path) -> No
     assert (table["corrected_count"] >= 0).all()
     for group in ("s1", "s2"):
         assert table.loc[table["group"] == group, "corrected_count"].sum() == pytest.approx(30)
+    # known margins: the same bootstrap intervals, widened by exactly them; none: a note
+    margins = IntervalMargins({"em": [0.1] * 4}, {"em": [0.2] * 4}, pairs=1)  # 3, 6 of 30
+    (model / ABUNDANCE_MARGINS_JSON).write_text(json.dumps(margins.to_json()))
+    result = CliRunner().invoke(abundance_command, em)
+    assert result.exit_code == 0 and "plain bootstrap" not in result.output, result.output
+    widened = pd.read_csv(tmp_path / "abundance.csv")
+    (model / ABUNDANCE_MARGINS_JSON).unlink()
+    result = CliRunner().invoke(abundance_command, em)
+    assert result.exit_code == 0 and "plain bootstrap" in result.output, result.output
+    plain = pd.read_csv(tmp_path / "abundance.csv")
+    np.testing.assert_array_equal(widened["corrected_count"], plain["corrected_count"])
+    np.testing.assert_array_equal(widened["low"], np.maximum(np.floor(plain["low"] - 3), 0))
+    np.testing.assert_array_equal(widened["high"], np.ceil(plain["high"] + 6))
     save_probabilities(
         tmp_path / "predictions.csv", frame["objid"], proba, [f"x{c}" for c in classes]
     )
@@ -273,3 +290,26 @@ def test_val_scores_of_other_classes_are_refused(tmp_path) -> None:
         load_val_scores(tmp_path, ["a", "b"])
     true, pred, proba = load_val_scores(tmp_path, ["a", "c"])
     assert pred.tolist() == [0, 1] and proba.shape == (2, 2)
+
+
+def test_abundance_margins_are_fitted_on_the_val_scores_alone(tmp_path) -> None:
+    from plankton_store.ml import load_abundance_margins, save_abundance_margins
+    from plankton_store.ml._modeldir import VAL_SCORES_NPZ
+    from plankton_store.report import fit_margins
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [300, 200, 100])
+    proba = rng.dirichlet(np.ones(3), y.size)
+    proba[np.arange(y.size), y] += 1.0
+    proba /= proba.sum(axis=1, keepdims=True)
+    names = ["a", "b", "c"]
+    save_thresholds(tmp_path, names, np.full(3, 0.5), val_true=y.tolist(),
+                    val_pred=proba.argmax(axis=1).tolist())  # fmt: skip
+    assert load_abundance_margins(tmp_path) is None
+    with pytest.raises(FileNotFoundError, match="thresholds"):
+        save_abundance_margins(tmp_path, names)
+    np.savez(tmp_path / VAL_SCORES_NPZ, y_true=y, proba=proba, class_names=np.array(names))
+    path = save_abundance_margins(tmp_path, names)
+    saved = load_abundance_margins(tmp_path)
+    assert path.exists() and saved == fit_margins(y, proba)  # val scores in, nothing else
+    assert set(saved.low) == {"em", "pacc", "acc"} and saved.pairs == 5 * 16 * 3

@@ -98,8 +98,10 @@ from plankton_store.ml._thresholds import (
 )
 from plankton_store.ml._thresholds_store import (
     fit_store_thresholds,
+    load_abundance_margins,
     load_val_confusion,
     load_val_scores,
+    save_abundance_margins,
 )
 from plankton_store.ml._train import TrainResult, train
 from plankton_store.ml._trainset import (
@@ -135,6 +137,8 @@ __all__ = [
     "fit_thresholds",
     "load_val_confusion",
     "load_val_scores",
+    "load_abundance_margins",
+    "save_abundance_margins",
     "load_thresholds",
     "mark_unclassified",
     "save_thresholds",

@@ -20,6 +20,9 @@ A MODEL_DIR holds::
                                 (``plankton-jobs thresholds``)
     val_scores.npz              the val split's labels, probabilities and class names,
                                 saved with the thresholds: ``abundance`` calibrates on them
+    abundance_margins.json      per estimator, the margins ``abundance`` adds to its 95%
+                                intervals, fitted on shifted samples simulated from val
+                                (``plankton-jobs thresholds``)
 
 Reading ``model.json`` (:func:`read_model_info`) never imports TensorFlow, so a job's client
 can plan with it while only the workers load the model.
@@ -49,6 +52,7 @@ HISTORY_CSV = "history.csv"
 HISTORY_PNG = "history.png"
 THRESHOLDS_JSON = "thresholds.json"
 VAL_SCORES_NPZ = "val_scores.npz"
+ABUNDANCE_MARGINS_JSON = "abundance_margins.json"
 
 #: The kinds ``plankton-jobs train`` fits.
 MODEL_KINDS: tuple[str, ...] = ("mlp", "cnn", "seed-cnn", "features")

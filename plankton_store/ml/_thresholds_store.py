@@ -10,12 +10,14 @@ import numpy as np
 
 from plankton_store.ml._evaluate import class_mapping, predict_store, split_indices
 from plankton_store.ml._modeldir import (
+    ABUNDANCE_MARGINS_JSON,
     THRESHOLDS_JSON,
     VAL_SCORES_NPZ,
     ModelMismatchError,
     read_model_info,
 )
 from plankton_store.ml._thresholds import fit_thresholds, save_thresholds
+from plankton_store.report import IntervalMargins, fit_margins
 from plankton_store.store import open_store
 
 
@@ -104,3 +106,36 @@ def load_val_scores(
             )
         y_true, proba = saved["y_true"].astype(int), saved["proba"].astype(float)
     return y_true, proba.argmax(axis=1), proba
+
+
+def save_abundance_margins(model_dir: str | Path, class_names: list[str], seed: int = 0) -> Path:
+    """Fit the abundance interval margins on the saved val scores and write them.
+
+    The margins (:func:`plankton_store.report.fit_margins`) are fitted on shifted samples
+    simulated from the val split only, and saved as ``abundance_margins.json`` in MODEL_DIR.
+
+    Raises
+    ------
+    FileNotFoundError
+        MODEL_DIR has no val probabilities: run ``plankton-jobs thresholds`` first.
+    ValueError
+        The val split is too small to simulate samples from.
+    """
+    val_true, _, val_proba = load_val_scores(model_dir, class_names)
+    if val_proba is None:
+        raise FileNotFoundError(
+            f"{Path(model_dir) / VAL_SCORES_NPZ} not found: run plankton-jobs thresholds first"
+        )
+    margins = fit_margins(val_true, val_proba, seed=seed)
+    path = Path(model_dir) / ABUNDANCE_MARGINS_JSON
+    path.write_text(json.dumps(margins.to_json(), indent=1))
+    return path
+
+
+def load_abundance_margins(model_dir: str | Path) -> IntervalMargins | None:
+    """The interval margins saved by :func:`save_abundance_margins`; None when MODEL_DIR has
+    none (a ``plankton-jobs thresholds`` older than them, or a val split too small)."""
+    path = Path(model_dir) / ABUNDANCE_MARGINS_JSON
+    if not path.exists():
+        return None
+    return IntervalMargins.from_json(json.loads(path.read_text()))

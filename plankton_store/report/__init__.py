@@ -47,6 +47,13 @@ from plankton_store.report._explore import (
 )
 from plankton_store.report._explore_html import EXPLORE_HTML, exploration_html
 from plankton_store.report._html import GALLERY_HTML, gallery_html
+from plankton_store.report._margins import (
+    MARGIN_METHODS,
+    SHARE_EDGES,
+    IntervalMargins,
+    fit_margins,
+    widen_interval,
+)
 from plankton_store.report._metrics import (
     BOOTSTRAP_RESAMPLES,
     PER_CLASS_COLUMNS,
@@ -104,6 +111,11 @@ __all__ = [
     "adjusted_counts",
     "confusion_rates",
     "estimate_abundance",
+    "IntervalMargins",
+    "MARGIN_METHODS",
+    "SHARE_EDGES",
+    "fit_margins",
+    "widen_interval",
     "write_abundance",
     "METHODS",
     "PROBABILITY_METHODS",

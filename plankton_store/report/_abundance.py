@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from plankton_store.report._margins import IntervalMargins, widen_interval
 from plankton_store.report._quantify import PROBABILITY_METHODS, ValFit, estimate_abundance
 
 #: Resamples of the abundance bootstrap (of the val set, paired with each group's objects).
@@ -39,6 +40,7 @@ def abundance_table(
     proba: np.ndarray | None = None,
     method: str = "em",
     volume_column: str | None = None,
+    margins: IntervalMargins | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Raw and corrected counts per group and class from a predictions table.
@@ -60,6 +62,9 @@ def abundance_table(
         One of :data:`plankton_store.report.METHODS`.
     volume_column : str, optional
         Volume imaged per object's group (litres); adds ``concentration`` = count / volume.
+    margins : IntervalMargins, optional
+        Val-fitted margins added to each interval (:func:`plankton_store.report.fit_margins`);
+        without them the intervals are the plain bootstrap ones.
 
     Raises
     ------
@@ -92,14 +97,17 @@ def abundance_table(
             method=method,
             seed=seed,
         )
+        low, high = est.low, est.high
+        if margins is not None:
+            low, high = widen_interval(est.corrected, low, high, len(at), margins, method)
         frame = pd.DataFrame(
             {
                 "group": group,
                 "class": class_names,
                 "raw_count": est.raw,
                 "corrected_count": est.corrected,
-                "low": est.low,
-                "high": est.high,
+                "low": low,
+                "high": high,
             }
         )
         if volume_column is not None:

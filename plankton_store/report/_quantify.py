@@ -34,13 +34,17 @@ PROBABILITY_METHODS: tuple[str, ...] = ("em", "pacc")
 _EPS = 1e-12
 #: Weight of the L2 penalty on the calibration biases (keeps classes rare on val finite).
 _BIAS_PENALTY = 1e-3
+#: Weight of the L2 penalty pulling the inverse temperatures towards 1 (vector scaling; 0.01
+#: was the best of 0.01, 0.1 and 1 by EM's error on shifted samples simulated from val).
+_SCALE_PENALTY = 1e-2
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Bias-corrected temperature scaling: ``softmax(log(p) / temperature + bias)``."""
+    """``softmax(log(p) / temperature + bias)``, one bias per class; one temperature for all
+    classes (bias-corrected temperature scaling) or one per class (vector scaling)."""
 
-    temperature: float
+    temperature: np.ndarray
     bias: np.ndarray
 
     def apply(self, proba: np.ndarray) -> np.ndarray:
@@ -52,9 +56,17 @@ class Calibration:
 
 
 def fit_calibration(
-    proba: np.ndarray, y_true: np.ndarray, start: Calibration | None = None
+    proba: np.ndarray,
+    y_true: np.ndarray,
+    start: Calibration | None = None,
+    *,
+    per_class: bool = False,
 ) -> Calibration:
-    """Fit bias-corrected temperature scaling by minimising the val negative log-likelihood.
+    """Fit bias-corrected temperature scaling (or, ``per_class=True``, vector scaling) by
+    minimising the val negative log-likelihood.
+
+    A small L2 penalty pulls the biases towards 0 (and per-class inverse temperatures towards
+    1), so that a class rare on val stays finite.
 
     Parameters
     ----------
@@ -64,26 +76,37 @@ def fit_calibration(
         The val labels.
     start : Calibration, optional
         Starting point (a bootstrap replicate starts from the full-val fit).
+    per_class : bool
+        One temperature per class (vector scaling) or one for all (bias-corrected temperature
+        scaling, the default: vector scaling was better on val simulations but worse on the
+        ndsb-dev benchmark, see docs/abundance.md).
     """
     z = np.log(np.maximum(np.asarray(proba, dtype=float), _EPS))
     n, k = z.shape
     onehot = np.zeros((n, k))
     onehot[np.arange(n), y_true] = 1.0
+    m = k if per_class else 1
+    pull = _SCALE_PENALTY if per_class else 0.0  # one shared temperature is not pulled
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        inv_t, bias = theta[0], theta[1:]
+        inv_t, bias = theta[:m], theta[m:]
         s = z * inv_t + bias
         s -= s.max(axis=1, keepdims=True)
         log_q = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
         diff = (np.exp(log_q) - onehot) / n
         value = -(log_q * onehot).sum() / n + 0.5 * _BIAS_PENALTY * bias @ bias
-        grad = np.r_[(diff * z).sum(), diff.sum(axis=0) + _BIAS_PENALTY * bias]
+        value += 0.5 * pull * (inv_t - 1) @ (inv_t - 1)
+        grad_t = (diff * z).sum(axis=0) if per_class else np.array([(diff * z).sum()])
+        grad = np.r_[grad_t + pull * (inv_t - 1), diff.sum(axis=0) + _BIAS_PENALTY * bias]
         return value, grad
 
-    theta0 = np.r_[1.0, np.zeros(k)] if start is None else np.r_[1 / start.temperature, start.bias]
-    bounds = [(1e-2, 1e2)] + [(None, None)] * k
+    if start is None:
+        theta0 = np.r_[np.ones(m), np.zeros(k)]
+    else:
+        theta0 = np.r_[(1 / np.asarray(start.temperature))[:m], start.bias]
+    bounds = [(1e-2, 1e2)] * m + [(None, None)] * k
     res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
-    return Calibration(float(1 / res.x[0]), res.x[1:].copy())
+    return Calibration(np.broadcast_to(1 / res.x[:m], (k,)).copy(), res.x[m:].copy())
 
 
 def confusion_rates(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -233,7 +256,7 @@ def fit_val(
     soft = np.stack([soft_confusion_rates(val_true[v], val_proba[v]) for v in draws])
     fits = [fit_calibration(val_proba, val_true)]
     fits += [fit_calibration(val_proba[v], val_true[v], fits[0]) for v in draws[1:]]
-    temperature = np.array([f.temperature for f in fits])
+    temperature = np.stack([f.temperature for f in fits])
     bias = np.stack([f.bias for f in fits])
     return ValFit(n_classes, rates, soft, prior, temperature, bias)
 
@@ -257,7 +280,7 @@ def _point_and_replicates(
     chunk = max(1, int(4e6 // (n * k)))
     for lo in range(0, len(weights), chunk):
         b = slice(lo, lo + chunk)
-        calibrated = _softmax_log(z[None], fit.temperature[b, None, None], fit.bias[b, None, :])
+        calibrated = _softmax_log(z[None], fit.temperature[b, None, :], fit.bias[b, None, :])
         out[b] = n * em_priors(calibrated, fit.prior[b], weights[b])
     return out
 
