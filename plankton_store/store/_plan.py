@@ -344,11 +344,21 @@ def _plan_copies(
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
     if n_copies < wanted:
         short.append(f"{name} ({len(train) + n_copies})")
-    # Round r uses operation ops[(r + k) % len(ops)] for image k in a shuffled order, so
-    # every image gets copies before any image gets a second one.
-    image_order = rng.permutation(len(train))
-    rounds = -(-n_copies // len(train))
-    images = np.tile(image_order, rounds)[:n_copies]
-    op_index = np.repeat(np.arange(rounds), len(train)) + np.tile(np.arange(len(train)), rounds)
-    op_index = op_index[:n_copies] % len(ops)
-    return train[images], np.asarray(ops, dtype=np.int8)[op_index]
+    images, operations = copy_rounds(
+        rng.permutation(len(train)), n_copies, np.asarray(ops, dtype=np.int8)
+    )
+    return train[images], operations
+
+
+def copy_rounds(order: np.ndarray, n_copies: int, ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_copies`` copies of a class's train images taken in ``order``.
+
+    Round ``r`` uses operation ``ops[(r + k) % len(ops)]`` for the ``k``-th image of
+    ``order``, so every image gets a copy before any image gets a second one. Returns each
+    copy's source (an item of ``order``) and its operation code. Both planners use it.
+    """
+    n = len(order)
+    rounds = -(-n_copies // n)
+    images = np.tile(order, rounds)[:n_copies]
+    op_index = np.repeat(np.arange(rounds), n) + np.tile(np.arange(n), rounds)
+    return images, ops[op_index[:n_copies] % len(ops)]

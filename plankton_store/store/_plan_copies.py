@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from plankton_store.store._plan import COPY_OBJID, BuildOptions
+from plankton_store.store._plan import COPY_OBJID, BuildOptions, copy_rounds
 from plankton_store.store._plan_keys import (
     KEY_COPIES,
     KEY_COPY_ORDER,
@@ -33,15 +33,13 @@ def plan_copies(
         objid, row = train["objid"][inside], train["row"][inside]
         key = row_key(row_base(options.seed, objid), KEY_COPIES)
         order = np.lexsort((row, key))
-        n, n_copies = len(order), int(copies[c])
-        rounds = -(-n_copies // n)
-        images = np.tile(order, rounds)[:n_copies]
-        op_index = np.repeat(np.arange(rounds), n) + np.tile(np.arange(n), rounds)
+        n_copies = int(copies[c])
+        images, operations = copy_rounds(order, n_copies, ops)
         records = np.empty(n_copies, dtype=SCATTER_DTYPE)
         records["objid"] = COPY_OBJID
         records["source_objid"], records["row"] = objid[images], row[images]
         records["label"], records["split"] = c, Split.TRAIN
-        records["augmentation"] = ops[op_index[:n_copies] % len(ops)]
+        records["augmentation"] = operations
         base = row_base(options.seed, records["source_objid"])
         records["key"] = row_key(base, KEY_COPY_ORDER + records["augmentation"].astype(np.int64))
         parts.append(records)
